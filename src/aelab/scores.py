@@ -1,0 +1,224 @@
+"""Anomaly scores: functions of ``(model, images)`` returning one number per image, higher = more anomalous.
+
+=====================  ==============================================================  ===========
+name                   definition                                                      models
+=====================  ==============================================================  ===========
+``mse``                mean squared reconstruction error per pixel                     CAE, VAE
+``local_error``        max (or mean of the top-k %) of the Gaussian-smoothed           CAE, VAE
+                       per-pixel squared error map
+``neg_elbo``           ``-ELBO(x)``, one reparameterised sample, nats                  VAE
+``neg_elbo_k``         ``-ELBO(x)`` averaged over K samples, nats                      VAE
+``iwae``               ``-log p(x)`` estimated with K importance samples, nats         VAE
+``recon_prob``         ``-1/L sum_l log p(x | z_l)``, ``z_l ~ q(z|x)``, nats           VAE
+``mahalanobis``        Mahalanobis distance of the code to the training codes          CAE, VAE
+``knn``                mean Euclidean distance to the k nearest training codes         CAE, VAE
+=====================  ==============================================================  ===========
+
+Sources: reconstruction error as novelty score (Japkowicz et al. 1995; Sakurada & Yairi 2014);
+ELBO (Kingma & Welling 2014, arXiv:1312.6114, eq. 3); importance-weighted bound (Burda, Grosse &
+Salakhutdinov 2016, "Importance Weighted Autoencoders", arXiv:1509.00519, eq. 8); reconstruction
+probability (An & Cho 2015, "Variational Autoencoder based Anomaly Detection using Reconstruction
+Probability", Algorithm 4; here as the Monte-Carlo mean log-likelihood); Mahalanobis distance in a
+learned feature space (Lee et al. 2018, arXiv:1807.03888); k-nearest-neighbour distance (Ramaswamy,
+Rastogi & Shim 2000; on deep features: Bergman, Cohen & Hoshen 2020, arXiv:2002.10445).
+
+The latent-density scores need statistics of the training codes: :func:`fit_latent_stats` computes
+them, and models keep them in ``model.score_stats`` (saved in checkpoints), so ``aelab evaluate``
+and a later ``aelab predict`` give the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from kornia.filters import gaussian_blur2d
+
+from aelab.models.vae import gaussian_kl, gaussian_log_density
+
+Tensor = torch.Tensor
+
+
+# -- reconstruction-based scores --------------------------------------------------------------------
+def error_map(model, x: Tensor) -> Tensor:
+    """Squared error of the reconstruction, summed over channels: ``(N, C, H, W) -> (N, 1, H, W)``."""
+    return (model.reconstruct(x) - x).pow(2).sum(dim=1, keepdim=True)
+
+
+def mse_score(model, x: Tensor) -> Tensor:
+    """Mean squared reconstruction error per pixel (and channel), ``(N,)``; images in [0, 1]."""
+    return (model.reconstruct(x) - x).pow(2).flatten(1).mean(1)
+
+
+def local_error_score(model, x: Tensor, sigma: float = 1.0, top_k: float = 0.0) -> Tensor:
+    """Localised reconstruction error, ``(N,)``: for small damaged regions a mean washes out.
+
+    The per-pixel squared error map is smoothed with a Gaussian of standard deviation ``sigma``
+    pixels (kornia ``gaussian_blur2d``, kernel ``2 * ceil(3 sigma) + 1``); the score is its maximum
+    (``top_k = 0``) or the mean of its largest ``top_k`` percent of pixels (e.g. ``top_k = 5``).
+    """
+    err = error_map(model, x)
+    if sigma > 0:
+        k = 2 * int(torch.tensor(3 * sigma).ceil()) + 1
+        err = gaussian_blur2d(err, (k, k), (sigma, sigma))
+    flat = err.flatten(1)
+    if top_k <= 0:
+        return flat.max(1).values
+    n = max(1, int(round(flat.shape[1] * top_k / 100)))
+    return flat.topk(n, dim=1).values.mean(1)
+
+
+# -- VAE likelihood-based scores --------------------------------------------------------------------
+def neg_elbo_score(model, x: Tensor, k: int = 1) -> Tensor:
+    """``-ELBO(x)`` in nats per image, ``(N,)``, with ``k`` reparameterised samples of ``q(z|x)``.
+
+    ``-ELBO = -1/k sum_k log p(x | z_k) + KL(q(z|x) || p(z))`` (closed-form KL; Kingma & Welling 2014).
+    The KL term is weighted by 1 (not ``beta``): this is the bound on ``-log p(x)``.
+    """
+    mu, log_var = model.posterior(x)
+    z = model.reparameterize(mu, log_var, k)
+    recon = -model.log_likelihood(x, model.decode_logits(z)).mean(0)
+    return recon + gaussian_kl(mu, log_var)
+
+
+def iwae_score(model, x: Tensor, k: int = 64) -> Tensor:
+    """``-log p(x)`` estimated with ``k`` importance samples (Burda et al. 2016, eq. 8), nats, ``(N,)``.
+
+    ``log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log k``, ``z_k ~ q(z|x)``;
+    a lower bound on ``log p(x)`` that tightens as ``k`` grows (``k = 1`` is the ELBO).
+    """
+    mu, log_var = model.posterior(x)
+    z = model.reparameterize(mu, log_var, k)  # (k, N, D)
+    log_px_z = model.log_likelihood(x, model.decode_logits(z))
+    log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
+    log_qz = gaussian_log_density(z, mu, log_var)
+    log_w = log_px_z + log_pz - log_qz
+    return -(torch.logsumexp(log_w, dim=0) - torch.log(torch.tensor(float(k))))
+
+
+def recon_prob_score(model, x: Tensor, k: int = 16) -> Tensor:
+    """Negative reconstruction probability (An & Cho 2015, Algorithm 4), nats, ``(N,)``.
+
+    ``-1/L sum_l log p(x | z_l)`` with ``L = k`` samples ``z_l ~ q(z|x)``: how probable the input is
+    under the decoder's distribution, without the KL term of the ELBO.
+    """
+    mu, log_var = model.posterior(x)
+    z = model.reparameterize(mu, log_var, k)
+    return -model.log_likelihood(x, model.decode_logits(z)).mean(0)
+
+
+# -- latent-density scores --------------------------------------------------------------------------
+def fit_latent_stats(codes: Tensor, max_reference: int = 10_000, shrinkage: float = 1e-3,
+                     seed: int = 0) -> dict[str, Tensor]:
+    """Statistics of training codes ``(M, D)`` for the latent-density scores.
+
+    Returns ``{"code_mean": (D,), "code_precision": (D, D), "reference_codes": (R, D)}``: the mean,
+    the inverse of the covariance shrunk towards ``shrinkage * mean variance * I`` (keeps it invertible),
+    and a seeded subset of at most ``max_reference`` codes for the k-NN score. float32, on the CPU.
+
+    Raises:
+        ValueError: if fewer than 2 codes are given.
+    """
+    codes = codes.detach().double().cpu()
+    if codes.ndim != 2 or len(codes) < 2:
+        raise ValueError(f"need at least 2 codes of shape (M, D) to fit latent statistics, got {tuple(codes.shape)}")
+    mean = codes.mean(0)
+    cov = torch.cov(codes.T).reshape(codes.shape[1], codes.shape[1])
+    cov = cov + shrinkage * cov.diagonal().mean().clamp_min(1e-12) * torch.eye(len(cov), dtype=cov.dtype)
+    idx = torch.randperm(len(codes), generator=torch.Generator().manual_seed(seed))[:max_reference]
+    return {"code_mean": mean.float(), "code_precision": torch.linalg.inv(cov).float(),
+            "reference_codes": codes[idx].float()}
+
+
+def _stats(model) -> dict[str, Tensor]:
+    stats = getattr(model, "score_stats", None)
+    if not stats:
+        raise RuntimeError(
+            f"{type(model).__name__} has no fitted latent statistics: call "
+            "aelab.scores.fit_model_stats(model, train_loader) first (aelab evaluate does this)"
+        )
+    return stats
+
+
+def mahalanobis_score(model, x: Tensor) -> Tensor:
+    """Mahalanobis distance ``sqrt((z - m)^T S^-1 (z - m))`` of the code ``z = encode(x)`` to the
+    training codes' mean ``m`` and covariance ``S`` (Lee et al. 2018), ``(N,)``, latent units."""
+    stats = _stats(model)
+    d = model.encode(x) - stats["code_mean"].to(x.device)
+    return torch.einsum("ni,ij,nj->n", d, stats["code_precision"].to(x.device), d).clamp_min(0).sqrt()
+
+
+def knn_score(model, x: Tensor, k: int = 5) -> Tensor:
+    """Mean Euclidean distance from ``encode(x)`` to its ``k`` nearest training codes, ``(N,)``."""
+    ref = _stats(model)["reference_codes"].to(x.device)
+    dist = torch.cdist(model.encode(x), ref)
+    return dist.topk(min(k, ref.shape[0]), dim=1, largest=False).values.mean(1)
+
+
+# -- registry ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScoreSpec:
+    """A registered score: its function, whether it needs a VAE, whether it needs fitted statistics."""
+
+    fn: Callable[..., Tensor]
+    vae_only: bool = False
+    needs_fit: bool = False
+    unit: str = ""
+
+
+SCORES: dict[str, ScoreSpec] = {
+    "mse": ScoreSpec(mse_score, unit="per pixel"),
+    "local_error": ScoreSpec(local_error_score, unit="smoothed squared error"),
+    "neg_elbo": ScoreSpec(neg_elbo_score, vae_only=True, unit="nats"),
+    "neg_elbo_k": ScoreSpec(lambda m, x, k=16: neg_elbo_score(m, x, k), vae_only=True, unit="nats"),
+    "iwae": ScoreSpec(iwae_score, vae_only=True, unit="nats"),
+    "recon_prob": ScoreSpec(recon_prob_score, vae_only=True, unit="nats"),
+    "mahalanobis": ScoreSpec(mahalanobis_score, needs_fit=True, unit="latent units"),
+    "knn": ScoreSpec(knn_score, needs_fit=True, unit="latent units"),
+}
+
+
+def is_vae(model) -> bool:
+    return all(hasattr(model, a) for a in ("posterior", "decode_logits", "log_likelihood", "reparameterize"))
+
+
+def applicable_scores(model) -> list[str]:
+    """Names of the scores that apply to ``model`` (VAE-only scores need a VAE)."""
+    return [name for name, spec in SCORES.items() if is_vae(model) or not spec.vae_only]
+
+
+@torch.no_grad()
+def score(model, x: Tensor, method: str = "mse", **kwargs) -> Tensor:
+    """Score images ``(N, C, H, W)`` float32 in [0, 1] with ``method``: ``(N,)``, higher = more anomalous.
+
+    ``kwargs`` go to the score function (e.g. ``k`` samples, ``sigma``, ``top_k``).
+
+    Raises:
+        ValueError: unknown method, or a VAE-only score on a model that is not a VAE.
+        RuntimeError: a latent-density score before :func:`fit_model_stats`.
+    """
+    if method not in SCORES:
+        raise ValueError(f"unknown anomaly score {method!r}; expected one of {list(SCORES)}")
+    spec = SCORES[method]
+    if spec.vae_only and not is_vae(model):
+        raise ValueError(f"score {method!r} needs a VAE; {type(model).__name__} supports {applicable_scores(model)}")
+    return spec.fn(model, x, **kwargs)
+
+
+@torch.no_grad()
+def encode_all(model, batches: Iterable[dict[str, Tensor]]) -> Tensor:
+    """Codes ``(M, D)`` of every image in ``batches`` (dicts with ``"image"``), on the CPU."""
+    device = next(model.parameters()).device
+    return torch.cat([model.encode(b["image"].to(device)).cpu() for b in batches])
+
+
+def fit_model_stats(model, batches: Iterable[dict[str, Tensor]], **kwargs) -> dict[str, Tensor]:
+    """Encodes ``batches`` (normally the training loader), fits :func:`fit_latent_stats` and stores the
+    result in ``model.score_stats`` (saved with the model's checkpoints). Returns the statistics."""
+    was_training = model.training
+    model.eval()
+    stats = fit_latent_stats(encode_all(model, batches), **kwargs)
+    model.train(was_training)
+    model.score_stats = stats
+    return stats

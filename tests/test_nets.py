@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from aelab.nets import ConvDecoder, ConvEncoder, conv_output_sizes, mlp
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (1, 32, 32), (3, 64, 64), (3, 96, 96), (1, 28, 40)])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_encoder_decoder_shapes(shape, batch_norm):
+    enc = ConvEncoder(shape, channels=4, out_dim=6, hidden_dim=16, batch_norm=batch_norm)
+    dec = ConvDecoder(shape, channels=4, latent_dim=6, hidden_dim=16, batch_norm=batch_norm)
+    x = torch.rand(5, *shape)
+    z = enc(x)
+    assert z.shape == (5, 6)
+    y = dec(z)
+    assert y.shape == (5, *shape)
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+
+
+def test_published_cae_layout():
+    enc = ConvEncoder((1, 28, 28), channels=8, out_dim=14, hidden_dim=64)
+    convs = [m for m in enc.conv if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [8, 16, 32]
+    assert all(c.stride == (2, 2) and c.kernel_size == (3, 3) for c in convs)
+    assert enc.feature_shape == (32, 4, 4)
+    assert conv_output_sizes(28, 3) == [28, 14, 7, 4]
+
+
+def test_encoder_rejects_wrong_image_shape():
+    enc = ConvEncoder((1, 28, 28))
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
+        enc(torch.rand(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="image_shape"):
+        ConvEncoder((28, 28))
+
+
+def test_mlp_layout():
+    net = mlp([10, 256, 64, 5], dropout=0.2)
+    assert net(torch.rand(3, 10)).shape == (3, 5)
+    assert sum(isinstance(m, torch.nn.Dropout) for m in net) == 2
