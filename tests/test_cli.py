@@ -20,6 +20,7 @@ def tiny_config(tmp_path: Path, data_dir: Path, recipe: str = "cae.yaml", **mode
     config["model"]["init_args"].update(channels=4, latent_dim=4, hidden_dim=16, **model)
     config["data"]["init_args"].update(data_dir=str(data_dir), download=False, verify=False,
                                         batch_size=32, val_size=60)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

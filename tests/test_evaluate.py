@@ -51,3 +51,39 @@ def test_evaluate_cae_subset_of_scores(tmp_path, fake_data_dir):
           "--scores", "[mse, knn]"])
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert set(metrics["scores"]) == {"mse", "knn"}
+
+
+def test_semisupervised_fit_and_evaluate_anomaly_classes(tmp_path, fake_data_dir, capsys):
+    config = fashion5_config(tmp_path, fake_data_dir, "fashion5_semisup.yaml")
+    cfg = yaml.safe_load(config.read_text())
+    cfg["data"]["init_args"]["labeled_batch_size"] = 8
+    config.write_text(yaml.safe_dump(cfg))
+    main(["fit", "--config", str(config)])
+    assert "test_acc = " in capsys.readouterr().out
+    ckpt = next((tmp_path / "logs" / "fashion5_semisup" / "version_0" / "checkpoints").glob("best-*.ckpt"))
+    main(["evaluate", "--config", str(config), "--ckpt_path", str(ckpt), "--output_dir", str(tmp_path / "e"),
+          "--scores", "[neg_elbo, mse]"])
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    counts = metrics["anomaly_predicted_classes"]
+    assert list(counts) == ["Trouser", "Sandal", "Sneaker", "Bag", "Ankle boot"]
+    assert sum(counts.values()) == metrics["n_anomalies"] == 40
+    rows = (tmp_path / "e" / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 1 + 100 and "flagged_youden" in rows[0] and "predicted_name" in rows[0]
+    assert (tmp_path / "e" / "anomaly_classes.png").exists()
+
+
+def test_supervised_and_finetune_recipes_run(tmp_path, fake_data_dir, capsys):
+    cae = tiny_config(tmp_path / "cae", fake_data_dir)
+    main(["fit", "--config", str(cae), "--test_after_fit", "false"])
+    for recipe in ("supervised.yaml", "finetune.yaml"):
+        path = tiny_config(tmp_path / recipe, fake_data_dir, recipe)
+        cfg = yaml.safe_load(path.read_text())
+        cfg["data"]["init_args"]["labels_per_class"] = 5
+        if recipe == "finetune.yaml":
+            for key in ("channels", "latent_dim", "hidden_dim"):
+                cfg["model"]["init_args"].pop(key)
+            cfg["model"]["init_args"]["encoder_ckpt"] = str(tmp_path / "cae" / "logs" / "cae" / "*" / "checkpoints"
+                                                            / "last.ckpt")
+        path.write_text(yaml.safe_dump(cfg))
+        main(["fit", "--config", str(path)])
+        assert "test_acc = " in capsys.readouterr().out

@@ -12,7 +12,7 @@ import sys
 from lightning.pytorch.cli import LightningCLI
 
 from aelab.data import Fashion5DataModule, FashionMNISTDataModule, OneClassDataModule  # noqa: F401
-from aelab.models import CAE, VAE  # noqa: F401
+from aelab.models import CAE, VAE, EncoderClassifier, SemiSupervisedVAE  # noqa: F401
 from aelab.trainer import AelabTrainer
 
 

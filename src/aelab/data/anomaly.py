@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from aelab.data.base import InMemoryImages, seeded_split
-from aelab.data.fashion_mnist import CLASS_NAMES, FashionMNISTDataModule, class_indices, remap
+from aelab.data.fashion_mnist import FashionMNISTDataModule, labeled_mask, remap
 from aelab.data.transforms import occlude
 
 FASHION5_CLASSES = ("Trouser", "Sandal", "Sneaker", "Bag", "Ankle boot")
@@ -104,6 +104,11 @@ class Fashion5DataModule(AnomalyDataModule):
         val_fraction: fraction of each draw held out for validation (0.2).
         num_test_normal: normal test images (2,000).
         num_anomalies: anomalies of each kind (104).
+        labels_per_class: keep only this many of the labeled *training* images per class (seeded);
+            the rest join the unlabeled images (``None``: all 1,600, about 320 per class).
+        labeled_batch_size, labeled_only: paired unlabeled/labeled training batches for
+            semi-supervised models, or the labeled images alone for supervised ones (see
+            :class:`~aelab.data.base.InMemoryDataModule`).
         pad_to_32: zero-pad to 32x32 as in the report.
         (other arguments: see :class:`AnomalyDataModule`)
 
@@ -118,15 +123,18 @@ class Fashion5DataModule(AnomalyDataModule):
                  num_anomalies: int = 104, num_unlabeled: int = 26_000, num_labeled: int = 2_000,
                  val_fraction: float = 0.2, num_test_normal: int = 2_000,
                  occlusion_size: tuple[float, float] = (0.25, 0.5), occlusion_fill: float = 0.0,
+                 labels_per_class: int | None = None,
                  data_dir: str | None = "data", download: bool = True, verify: bool = True,
-                 pad_to_32: bool = False, batch_size: int = 128, seed: int = 42, num_workers: int = 0) -> None:
+                 pad_to_32: bool = False, batch_size: int = 128, labeled_batch_size: int | None = None,
+                 labeled_only: bool = False, seed: int = 42, num_workers: int = 0) -> None:
         super().__init__(normal_classes, anomaly_kind, num_anomalies, occlusion_size, occlusion_fill,
                          data_dir=data_dir, download=download, verify=verify, pad_to_32=pad_to_32,
-                         batch_size=batch_size, seed=seed, num_workers=num_workers)
+                         labels_per_class=labels_per_class, batch_size=batch_size,
+                         labeled_batch_size=labeled_batch_size, labeled_only=labeled_only, seed=seed,
+                         num_workers=num_workers)
         self.num_unlabeled, self.num_labeled = num_unlabeled, num_labeled
         self.val_fraction = val_fraction
         self.num_test_normal = num_test_normal
-        self.labeled_train_set: InMemoryImages | None = None
         self.labeled_val_set: InMemoryImages | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -140,6 +148,9 @@ class Fashion5DataModule(AnomalyDataModule):
         n_lv = round(self.val_fraction * len(lab))
         u_tr, u_va = (unl[i] for i in seeded_split(len(unl), [len(unl) - n_uv, n_uv], self.seed + 1))
         l_tr, l_va = (lab[i] for i in seeded_split(len(lab), [len(lab) - n_lv, n_lv], self.seed + 2))
+        if self.labels_per_class is not None:
+            keep = labeled_mask(labels[l_tr], self.labels_per_class, self.seed + 5)
+            u_tr, l_tr = torch.cat([u_tr, l_tr[~keep]]), l_tr[keep]
 
         def part(idx, is_labeled):
             return images[idx], labels[idx], _extras(len(idx), NORMAL, is_labeled)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aelab.data.base import InMemoryDataModule, InMemoryImages, seeded_split
+from aelab.data.base import InMemoryDataModule, InMemoryImages, draw_per_class, seeded_split
 from aelab.data.idx import load_fashion_mnist
 
 CLASS_NAMES = (
@@ -71,6 +71,19 @@ def remap(labels: torch.Tensor, classes: Sequence[int]) -> tuple[torch.Tensor, t
     return mask, lookup[labels[mask]]
 
 
+def all_true(n: int) -> torch.Tensor:
+    return torch.ones(n, dtype=torch.bool)
+
+
+def labeled_mask(labels: torch.Tensor, labels_per_class: int | None, seed: int) -> torch.Tensor:
+    """``(N,)`` bool: which training images keep their label (all if ``labels_per_class`` is None)."""
+    if labels_per_class is None:
+        return all_true(len(labels))
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    mask[draw_per_class(labels, labels_per_class, seed)] = True
+    return mask
+
+
 class FashionMNISTDataModule(InMemoryDataModule):
     """Fashion-MNIST: a seeded train/validation split of the 60,000 training images and the official
     10,000-image test set, all in memory as uint8 and converted per batch.
@@ -84,11 +97,18 @@ class FashionMNISTDataModule(InMemoryDataModule):
         val_size: validation images taken from the training set (int), or a fraction (float < 1).
         pad_to_32: zero-pad 28x28 images to 32x32 pixels.
         classes: keep only these classes (names or ids), relabelled ``0..k-1`` in this order.
+        labels_per_class: keep the labels of only this many training images per class (a seeded
+            draw); the other training images stay in the training set as unlabeled images
+            (``"labeled"`` false). ``None``: every training image is labeled. The validation and
+            test sets stay fully labeled (for monitoring and evaluation).
         batch_size: images per batch.
+        labeled_batch_size, labeled_only: paired unlabeled/labeled training batches, or training on
+            the labeled images alone (see :class:`~aelab.data.base.InMemoryDataModule`).
         seed: seeds the split and the shuffling (same seed, same split, for every model).
         num_workers: DataLoader worker processes (0 is fastest for in-memory data).
 
-    Batches: ``{"image": (B, 1, 28, 28) float32 in [0, 1] (32x32 if padded), "label": (B,) int64}``.
+    Batches: ``{"image": (B, 1, 28, 28) float32 in [0, 1] (32x32 if padded), "label": (B,) int64,
+    "labeled": (B,) bool}``.
     """
 
     def __init__(
@@ -99,11 +119,16 @@ class FashionMNISTDataModule(InMemoryDataModule):
         val_size: int | float = 5000,
         pad_to_32: bool = False,
         classes: list[int | str] | None = None,
+        labels_per_class: int | None = None,
         batch_size: int = 128,
+        labeled_batch_size: int | None = None,
+        labeled_only: bool = False,
         seed: int = 42,
         num_workers: int = 0,
     ) -> None:
-        super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers)
+        super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers,
+                         labeled_batch_size=labeled_batch_size, labeled_only=labeled_only)
+        self.labels_per_class = labels_per_class
         self.data_dir = data_dir
         self.download = download
         self.verify = verify
@@ -133,8 +158,16 @@ class FashionMNISTDataModule(InMemoryDataModule):
         images = t["train_images"][mask]
         n = len(images)
         n_val = int(round(self.val_size * n)) if isinstance(self.val_size, float) else int(self.val_size)
+        if not 0 <= n_val < n:
+            raise ValueError(f"val_size={self.val_size} does not fit the {n} training images of classes "
+                             f"{list(self.class_names)}")
         train_idx, val_idx = seeded_split(n, [n - n_val, n_val], self.seed)
-        self.train_set = InMemoryImages(images[train_idx], labels[train_idx], pad=self.pad)
-        self.val_set = InMemoryImages(images[val_idx], labels[val_idx], pad=self.pad)
+        labeled = labeled_mask(labels[train_idx], self.labels_per_class, self.seed + 5)
+        self.train_set = InMemoryImages(images[train_idx], labels[train_idx], {"labeled": labeled}, pad=self.pad)
+        self.labeled_train_set = InMemoryImages(images[train_idx][labeled], labels[train_idx][labeled],
+                                                {"labeled": labeled[labeled]}, pad=self.pad)
+        self.val_set = InMemoryImages(images[val_idx], labels[val_idx], {"labeled": all_true(len(val_idx))},
+                                      pad=self.pad)
         mask, labels = remap(t["test_labels"], self.classes)
-        self.test_set = InMemoryImages(t["test_images"][mask], labels, pad=self.pad)
+        self.test_set = InMemoryImages(t["test_images"][mask], labels, {"labeled": all_true(int(mask.sum()))},
+                                       pad=self.pad)

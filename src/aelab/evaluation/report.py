@@ -14,6 +14,7 @@ from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from aelab.checkpoint import load_weights, read_checkpoint
+from aelab.evaluation.classes import anomaly_class_counts, anomaly_class_figure, predict_classes, write_predictions
 from aelab.evaluation.metrics import anomaly_metrics, pr_curve, roc_curve
 from aelab.evaluation.plots import pr_figure, reconstruction_grid_figure, roc_figure, score_histogram_figure
 from aelab.evaluation.thresholds import (
@@ -99,7 +100,9 @@ def evaluate_report(
     batch_size: int = 256,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Runs the evaluation and writes ``metrics.json``, ``report.md``, figures and ``scored.ckpt``.
+    """Runs the evaluation and writes ``metrics.json``, ``report.md``, ``predictions.csv``, figures and
+    ``scored.ckpt``. For a model with ``classify`` (semi-supervised VAE), also the predicted class of
+    every anomaly (counts per class, a figure) and the accuracy on the normal test images.
 
     Args: see :meth:`aelab.trainer.AelabTrainer.evaluate`.
 
@@ -162,9 +165,22 @@ def evaluate_report(
         "auroc": results[primary]["auroc"], "auprc": results[primary]["auprc"],
         "scores": results, "cpu_seconds": timings,
     }
+    figures = _figures(model, test, raw, results, labels, primary, best, num_images, seed)
+    class_names = list(getattr(datamodule, "class_names", ()))
+    predicted = None
+    if hasattr(model, "classify") and class_names:
+        predicted = predict_classes(model, test, batch_size)
+        metrics["anomaly_predicted_classes"] = anomaly_class_counts(predicted, labels, class_names)
+        normal = (labels == 0) & (test.labels.numpy() >= 0)
+        metrics["normal_test_accuracy"] = float((predicted[normal] == test.labels.numpy()[normal]).mean())
+        anomalous = np.flatnonzero(labels == 1)[: 4 * num_images]
+        figures["anomaly_classes"] = anomaly_class_figure(
+            test[anomalous.tolist()]["image"].numpy(), [class_names[p] for p in predicted[anomalous]],
+            raw[primary][anomalous])
+    thresholds = {k: v["threshold"] for k, v in results[primary]["thresholds"].items()}
+    write_predictions(out_dir / "predictions.csv", test, raw[primary], thresholds, predicted, class_names)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
-    figures = _figures(model, test, raw, results, labels, primary, best, num_images, seed)
     for fname, fig in figures.items():
         fig.savefig(out_dir / f"{fname}.png", dpi=110)
     _to_tensorboard(trainer, figures, results)
@@ -174,6 +190,9 @@ def evaluate_report(
         ckpt["score_stats"] = {k: v.cpu() for k, v in model.score_stats.items()}
         torch.save(ckpt, out_dir / "scored.ckpt")
     _print_table(results, out_dir)
+    if "anomaly_predicted_classes" in metrics:
+        print(f"normal test accuracy {metrics['normal_test_accuracy']:.4f}; anomalies per predicted class: "
+              f"{metrics['anomaly_predicted_classes']}", flush=True)
     return metrics
 
 
@@ -229,7 +248,12 @@ def _write_markdown(out_dir: Path, metrics: dict[str, Any], figures: list[str]) 
         pct = next(v for k, v in r["thresholds"].items() if k.startswith("percentile"))
         lines.append(f"| {name} | {r['auroc']:.4f} | {r['auprc']:.4f} | {r['thresholds']['f1']['f1']:.3f} | "
                      f"{pct['recall']:.3f} (FPR {pct['fpr']:.3f}) | {metrics['cpu_seconds'].get(name, 0):.1f} |")
-    lines += ["", "Full numbers (thresholds, confusion matrices, sweep tables): [metrics.json](metrics.json).", ""]
+    if "anomaly_predicted_classes" in metrics:
+        lines += ["", f"Classifier accuracy on the normal test images: {metrics['normal_test_accuracy']:.4f}.",
+                  "Predicted class of the anomalies:", "", "| class | anomalies |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in metrics["anomaly_predicted_classes"].items()]
+    lines += ["", "Full numbers (thresholds, confusion matrices, sweep tables): [metrics.json](metrics.json); "
+              "per-image scores, threshold flags (and predicted classes): [predictions.csv](predictions.csv).", ""]
     lines += [f"![{f}]({f}.png)" for f in figures]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
 

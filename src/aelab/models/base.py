@@ -1,9 +1,11 @@
-"""Shared LightningModule machinery for every autoencoder-like model.
+"""Shared LightningModule machinery.
 
-Subclasses implement :meth:`AutoencoderModule.losses` (a dict of scalar tensors with a ``"loss"``
-entry), :meth:`encode` and :meth:`reconstruct`; this base class supplies the training, validation
-and test steps, metric logging (``{stage}_{name}``, on epoch), the optimiser and learning-rate
-schedule, a finite-loss guard, the TensorBoard reconstruction grid and the hparams/metrics summary.
+* :class:`AelabModule`: what every model shares: the training / validation / test steps around
+  :meth:`AelabModule.losses`, epoch-level logging (``{stage}_{name}``), the optimiser and learning-rate
+  schedule, a finite-loss guard, and the hparams/metrics summary for TensorBoard.
+* :class:`AutoencoderModule`: adds what autoencoders share: ``encode`` / ``reconstruct``, the
+  reconstruction grid in TensorBoard, anomaly scores (``score``), test AUROC/AUPRC when the test set
+  has anomaly labels, and the fitted score statistics saved in checkpoints.
 """
 
 from __future__ import annotations
@@ -24,14 +26,112 @@ def _to_device(batches, device):
         yield {k: v.to(device) for k, v in batch.items()}
 
 
-class AutoencoderModule(pl.LightningModule):
-    """Base class. Args are the optimisation settings every model shares.
+def batch_size_of(batch: dict) -> int:
+    """Images in a batch dict, or in all parts of a paired ``{"unlabeled": ..., "labeled": ...}`` batch."""
+    if "image" in batch:
+        return int(batch["image"].shape[0])
+    return sum(batch_size_of(part) for part in batch.values() if isinstance(part, dict))
+
+
+class AelabModule(pl.LightningModule):
+    """Base class of every aelab model. Args are the optimisation settings they share.
+
+    Subclasses implement :meth:`losses`. Entries of its output whose name starts with ``_`` are not
+    logged but handed to :meth:`update_metrics` (e.g. logits for accuracy).
 
     Args:
         lr: Adam learning rate (the peak rate with ``scheduler="onecycle"``).
         weight_decay: Adam L2 weight decay.
         scheduler: ``"none"``, ``"onecycle"`` (Smith & Topin 2017, arXiv:1708.07120; stepped per
             batch) or ``"cosine"`` (cosine annealing to 0 over the run, per batch).
+    """
+
+    def __init__(self, lr: float = 1e-3, weight_decay: float = 1e-5, scheduler: str = "none") -> None:
+        super().__init__()
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.scheduler = scheduler
+
+    def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Scalar losses for a batch; must contain ``"loss"`` (the quantity minimised)."""
+        raise NotImplementedError
+
+    def update_metrics(self, stage: str, out: dict[str, torch.Tensor]) -> None:
+        """Hook: update torchmetrics objects from :meth:`losses`' ``_``-prefixed outputs."""
+
+    # -- steps ----------------------------------------------------------------------------------
+    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        out = self.losses(batch)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{type(self).__name__}: {stage} loss is {loss.item()} at epoch {self.current_epoch}, "
+                f"step {self.global_step}; try a lower model.lr (now {self.lr}) or gradient clipping "
+                "(trainer.gradient_clip_val)"
+            )
+        n = batch_size_of(batch)
+        for name, value in out.items():
+            if not name.startswith("_"):
+                self.log(f"{stage}_{name}", value.detach(), on_step=False, on_epoch=True,
+                         prog_bar=name == "loss", batch_size=n)
+        self.update_metrics(stage, out)
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    # -- optimisation ---------------------------------------------------------------------------
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Optimiser parameter groups (override for per-part learning rates); frozen parameters excluded."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": self.lr}]
+
+    def configure_optimizers(self) -> Any:
+        groups = [g for g in self.parameter_groups() if g["params"]]
+        opt = torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay)
+        if self.scheduler == "none":
+            return opt
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total) or total < 1:
+            raise ValueError(f"scheduler={self.scheduler!r} needs trainer.max_epochs or max_steps")
+        if self.scheduler == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=int(total))
+        else:
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # -- TensorBoard ----------------------------------------------------------------------------
+    def tensorboard(self) -> TensorBoardLogger | None:
+        """The run's TensorBoard logger, if any."""
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                return logger
+        return None
+
+    def on_test_end(self) -> None:
+        """Writes the hparams with the final test metrics to TensorBoard's HParams tab."""
+        tb = self.tensorboard()
+        if tb is None:
+            return
+        metrics = {f"hp/{k}": float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test_")}
+        if metrics:
+            tb.log_hyperparams(dict(self.hparams), metrics)
+
+
+class AutoencoderModule(AelabModule):
+    """Base class of the autoencoders; subclasses implement :meth:`losses`, :meth:`encode`, :meth:`reconstruct`.
+
+    Args:
+        lr, weight_decay, scheduler: see :class:`AelabModule`.
         log_images: number of fixed validation images whose reconstructions are logged to
             TensorBoard at each validation epoch (0 disables).
         anomaly_score: the score (see :mod:`aelab.scores`) whose AUROC / AUPRC are logged as
@@ -41,18 +141,11 @@ class AutoencoderModule(pl.LightningModule):
 
     def __init__(self, lr: float = 1e-3, weight_decay: float = 1e-5, scheduler: str = "none",
                  log_images: int = 8, anomaly_score: str = "mse") -> None:
-        super().__init__()
+        super().__init__(lr=lr, weight_decay=weight_decay, scheduler=scheduler)
         from aelab.scores import SCORES
 
         if anomaly_score not in SCORES:
             raise ValueError(f"anomaly_score must be one of {list(SCORES)}, got {anomaly_score!r}")
-        if scheduler not in SCHEDULERS:
-            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
-        if lr <= 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.scheduler = scheduler
         self.log_images = log_images
         self._fixed_images: torch.Tensor | None = None
         self.anomaly_score = anomaly_score
@@ -60,11 +153,6 @@ class AutoencoderModule(pl.LightningModule):
         # test-set anomaly scores and labels, gathered across batches (and devices) by torchmetrics
         self.test_scores = CatMetric()
         self.test_targets = CatMetric()
-
-    # -- to implement -------------------------------------------------------------------------
-    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Scalar losses for a batch; must contain ``"loss"`` (the quantity minimised)."""
-        raise NotImplementedError
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(N, C, H, W)`` in [0, 1] -> codes ``(N, latent_dim)``."""
@@ -74,33 +162,26 @@ class AutoencoderModule(pl.LightningModule):
         """Images ``(N, C, H, W)`` in [0, 1] -> reconstructions of the same shape, in [0, 1]."""
         raise NotImplementedError
 
-    # -- steps ----------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.reconstruct(x)
 
-    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        out = self.losses(batch)
-        loss = out["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"{type(self).__name__}: {stage} loss is {loss.item()} at epoch {self.current_epoch}, "
-                f"step {self.global_step}; try a lower model.lr (now {self.lr}) or gradient clipping "
-                "(trainer.gradient_clip_val)"
-            )
-        n = batch["image"].shape[0]
-        for name, value in out.items():
-            self.log(f"{stage}_{name}", value.detach(), on_step=False, on_epoch=True,
-                     prog_bar=name == "loss", batch_size=n)
-        return loss
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         if batch_idx == 0 and self._fixed_images is None and self.log_images > 0:
             self._fixed_images = batch["image"][: self.log_images].detach().clone()
         self._step(batch, "val")
 
+    def on_validation_epoch_end(self) -> None:
+        tb = self.tensorboard()
+        if tb is None or self._fixed_images is None or self.trainer.sanity_checking:
+            return
+        x = self._fixed_images.to(self.device)
+        with torch.no_grad():
+            recon = self.reconstruct(x)
+        # first row originals, second row reconstructions (TensorBoard lays out 8 per row)
+        tb.experiment.add_images("val/reconstructions", torch.cat([x, recon]).clamp(0, 1).cpu(),
+                                 self.global_step, dataformats="NCHW")
+
+    # -- anomaly scores -------------------------------------------------------------------------
     def score(self, x: torch.Tensor, method: str | None = None, **kwargs) -> torch.Tensor:
         """Anomaly scores ``(N,)`` of images ``(N, C, H, W)``; see :func:`aelab.scores.score`."""
         from aelab.scores import score
@@ -114,13 +195,16 @@ class AutoencoderModule(pl.LightningModule):
             datamodule = self.trainer.datamodule
             if datamodule is None:
                 raise RuntimeError(f"score {self.anomaly_score!r} needs training codes: use a datamodule")
-            fit_model_stats(self, _to_device(datamodule.train_dataloader(), self.device))
+            loader = datamodule.train_dataloader()
+            if not isinstance(loader, torch.utils.data.DataLoader):  # paired batches: the unlabeled part
+                loader = loader.iterables["unlabeled"]
+            fit_model_stats(self, _to_device(loader, self.device))
 
     def on_test_epoch_start(self) -> None:
         self.test_scores.reset()
         self.test_targets.reset()
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._step(batch, "test")
         if "anomaly" in batch:
             if batch_idx == 0:
@@ -141,7 +225,7 @@ class AutoencoderModule(pl.LightningModule):
             self.log("test_auroc", metrics["auroc"])
             self.log("test_auprc", metrics["auprc"])
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         """Codes ``(B, latent_dim)``, per-pixel ``mse`` ``(B,)``, the configured anomaly ``score``
         ``(B,)`` (latent-density scores need statistics saved by ``aelab evaluate``) and labels."""
         x = batch["image"]
@@ -156,44 +240,3 @@ class AutoencoderModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.score_stats = checkpoint.get("score_stats")
-
-    # -- optimisation ---------------------------------------------------------------------------
-    def configure_optimizers(self) -> Any:
-        opt = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        if self.scheduler == "none":
-            return opt
-        total = int(self.trainer.estimated_stepping_batches)
-        if not math.isfinite(total) or total < 1:
-            raise ValueError(f"scheduler={self.scheduler!r} needs trainer.max_epochs or max_steps")
-        if self.scheduler == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total)
-        else:
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    # -- TensorBoard ----------------------------------------------------------------------------
-    def _tensorboard(self):
-        for logger in self.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                return logger
-        return None
-
-    def on_validation_epoch_end(self) -> None:
-        tb = self._tensorboard()
-        if tb is None or self._fixed_images is None or self.trainer.sanity_checking:
-            return
-        x = self._fixed_images.to(self.device)
-        with torch.no_grad():
-            recon = self.reconstruct(x)
-        # first row originals, second row reconstructions (TensorBoard lays out 8 per row)
-        tb.experiment.add_images("val/reconstructions", torch.cat([x, recon]).clamp(0, 1).cpu(),
-                                 self.global_step, dataformats="NCHW")
-
-    def on_test_end(self) -> None:
-        """Writes the hparams with the final test metrics to TensorBoard's HParams tab."""
-        tb = self._tensorboard()
-        if tb is None:
-            return
-        metrics = {f"hp/{k}": float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test_")}
-        if metrics:
-            tb.log_hyperparams(dict(self.hparams), metrics)

@@ -1,0 +1,97 @@
+"""Semi-supervised VAE: the convolutional VAE plus an MLP classifier on its latent code.
+
+Objective per step (the joint loss of the published Fashion-5 design; cf. the "M1+classifier"
+family of Kingma et al. 2014, "Semi-Supervised Learning with Deep Generative Models",
+arXiv:1406.5298, where the encoder is shared by generation and classification):
+
+    loss = mean over all images [recon + beta * KL] + alpha * mean over labeled images [CE(y, f(mu(x)))]
+
+``f`` is an MLP on the posterior mean ``mu(x)`` (published: latent 10 -> 256 -> 64 -> 5, ReLU,
+dropout). With a datamodule that yields paired batches (``labeled_batch_size``), every step uses an
+unlabeled batch and a labeled batch (Lightning ``CombinedLoader``); with plain batches, the
+cross-entropy uses the images marked ``"labeled"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from aelab.models.classification import ClassificationMetricsMixin, known_class_mask
+from aelab.models.vae import VAE
+from aelab.nets import mlp
+
+
+class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
+    """VAE + MLP classifier trained jointly on unlabeled and labeled images.
+
+    Args:
+        num_classes: classes of the classifier head (5 for Fashion-5, 10 for Fashion-MNIST).
+        classifier_hidden: hidden layer sizes of the MLP (published: ``[256, 64]``).
+        dropout: dropout after each hidden ReLU of the MLP.
+        alpha: weight of the cross-entropy term (nats per labeled image, like the ELBO terms).
+        (other arguments: see :class:`~aelab.models.vae.VAE`)
+
+    Logged: the VAE's ``{stage}_elbo/recon/kl/mse``, ``{stage}_ce`` (cross-entropy on labeled images),
+    ``{stage}_loss`` (the objective), ``{stage}_acc`` and ``{stage}_f1`` (macro); test confusion matrix.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 5,
+        channels: int = 32,
+        latent_dim: int = 10,
+        hidden_dim: int = 256,
+        classifier_hidden: list[int] = [256, 64],
+        dropout: float = 0.2,
+        alpha: float = 100.0,
+        batch_norm: bool = False,
+        beta: float = 1.0,
+        likelihood: str = "bernoulli",
+        sigma: float = 0.1,
+        learn_sigma: bool = False,
+        kl_warmup_epochs: int = 0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        scheduler: str = "none",
+        log_images: int = 8,
+        anomaly_score: str = "neg_elbo",
+    ) -> None:
+        super().__init__(image_shape=image_shape, channels=channels, latent_dim=latent_dim, hidden_dim=hidden_dim,
+                         batch_norm=batch_norm, beta=beta, likelihood=likelihood, sigma=sigma,
+                         learn_sigma=learn_sigma, kl_warmup_epochs=kl_warmup_epochs, lr=lr,
+                         weight_decay=weight_decay, scheduler=scheduler, log_images=log_images,
+                         anomaly_score=anomaly_score)
+        self.save_hyperparameters()
+        self.alpha = alpha
+        self.classifier = mlp([latent_dim, *classifier_hidden, num_classes], dropout=dropout)
+        self.init_classification_metrics(num_classes)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(N, num_classes)`` of images ``(N, C, H, W)``, from the posterior mean."""
+        return self.classifier(self.encode(x))
+
+    def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        if "unlabeled" in batch:  # paired batches from a CombinedLoader
+            unlabeled, labeled = batch["unlabeled"], batch["labeled"]
+            x = torch.cat([unlabeled["image"], labeled["image"]])
+            n_lab = labeled["image"].shape[0]
+            mask = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+            mask[-n_lab:] = known_class_mask(labeled, only_labeled=True)
+            y = torch.cat([unlabeled["label"], labeled["label"]])
+        else:
+            x, y = batch["image"], batch["label"]
+            mask = known_class_mask(batch, only_labeled=self.labels_usable_now())
+        t = self.elbo_terms(x)
+        logits = self.classifier(t["mu"][mask])
+        labels = y[mask]
+        self.check_labels(labels)
+        ce = F.cross_entropy(logits, labels) if labels.numel() else x.new_zeros(())
+        vae_loss = (t["recon"] + self.kl_weight() * t["kl"]).mean()
+        with torch.no_grad():
+            mse = F.mse_loss(self.decode(t["mu"]), x)
+        return {"loss": vae_loss + self.alpha * ce, "elbo": t["elbo"].mean(), "recon": t["recon"].mean(),
+                "kl": t["kl"].mean(), "ce": ce.detach(), "mse": mse, "_logits": logits, "_labels": labels}

@@ -1,0 +1,110 @@
+"""Semi-supervised VAE, encoder classifier and the few-label data options (tiny, synthetic data)."""
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from aelab.checkpoint import CheckpointError
+from aelab.data import Fashion5DataModule, FashionMNISTDataModule
+from aelab.evaluation.classes import anomaly_class_counts
+from aelab.models import CAE, VAE, EncoderClassifier, SemiSupervisedVAE
+
+SMALL5 = dict(num_unlabeled=150, num_labeled=40, num_test_normal=60, num_anomalies=20,
+              download=False, verify=False, batch_size=32)
+
+
+def trainer(tmp_path, **kw):
+    kw.setdefault("max_epochs", 1)
+    return pl.Trainer(default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, **kw)
+
+
+def test_labels_per_class_is_exact_and_seeded(fake_data_dir):
+    def labeled(seed):
+        dm = FashionMNISTDataModule(str(fake_data_dir), download=False, verify=False, val_size=50,
+                                    labels_per_class=3, seed=seed)
+        dm.setup()
+        return dm.labeled_train_set.labels, dm.train_set.extras["labeled"]
+
+    labels, mask = labeled(0)
+    assert torch.bincount(labels, minlength=10).tolist() == [3] * 10
+    assert int(mask.sum()) == 30 and len(mask) == 350  # the rest stays in the training set, unlabeled
+    assert torch.equal(mask, labeled(0)[1]) and not torch.equal(mask, labeled(1)[1])
+    dm = FashionMNISTDataModule(str(fake_data_dir), download=False, verify=False, val_size=50, labels_per_class=1000)
+    with pytest.raises(ValueError, match="labels_per_class=1000"):
+        dm.setup()
+
+
+def test_fashion5_labels_per_class(fake_data_dir):
+    dm = Fashion5DataModule(data_dir=str(fake_data_dir), labels_per_class=2, **SMALL5)
+    dm.setup()
+    assert torch.bincount(dm.labeled_train_set.labels, minlength=5).tolist() == [2] * 5
+    assert len(dm.train_set) == 120 + 32  # images that lost their label are still training images
+
+
+def test_classifier_head_shapes():
+    model = EncoderClassifier(num_classes=7, channels=4, latent_dim=5, hidden_dim=16, head_hidden=[12, 8])
+    assert model.classify(torch.rand(3, 1, 28, 28)).shape == (3, 7)
+    assert [m.out_features for m in model.head if isinstance(m, torch.nn.Linear)] == [12, 8, 7]
+    semi = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=10, hidden_dim=16)
+    assert [m.out_features for m in semi.classifier if isinstance(m, torch.nn.Linear)] == [256, 64, 5]
+    assert semi.classify(torch.rand(2, 1, 28, 28)).shape == (2, 5)
+
+
+def save_ckpt(model, path):
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("source", [CAE, VAE])
+def test_encoder_from_checkpoint_and_freezing(source, fake_data_dir, tmp_path):
+    ae = source(channels=4, latent_dim=6, hidden_dim=16)
+    ckpt = save_ckpt(ae, tmp_path / "ae.ckpt")
+    model = EncoderClassifier(num_classes=10, encoder_ckpt=ckpt, freeze_encoder=True)
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.allclose(model.features(x), ae.encode(x), atol=1e-6)  # CAE code / VAE posterior mean
+    assert model.hparams.latent_dim == 6 and model.hparams.channels == 4
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    head_before = [p.clone() for p in model.head.parameters()]
+    dm = FashionMNISTDataModule(str(fake_data_dir), download=False, verify=False, val_size=50, batch_size=32)
+    trainer(tmp_path, limit_train_batches=3, limit_val_batches=1).fit(model, dm)
+    assert all(torch.equal(before[k], v) for k, v in model.encoder.state_dict().items())
+    assert any(not torch.equal(a, b) for a, b in zip(head_before, model.head.parameters()))
+
+
+def test_finetune_uses_smaller_encoder_lr(tmp_path):
+    ckpt = save_ckpt(CAE(channels=4, latent_dim=6, hidden_dim=16), tmp_path / "ae.ckpt")
+    model = EncoderClassifier(num_classes=10, encoder_ckpt=str(tmp_path / "*.ckpt"), lr=1e-3)
+    assert model.hparams.encoder_ckpt == ckpt  # the glob resolved to the file
+    assert [g["lr"] for g in model.parameter_groups()] == [1e-3, 1e-4]
+    with pytest.raises(CheckpointError, match="no checkpoint matches"):
+        EncoderClassifier(encoder_ckpt=str(tmp_path / "missing-*.ckpt"))
+
+
+def test_semisupervised_loss_uses_labeled_batches(fake_data_dir, tmp_path):
+    """The classifier only learns from the labeled loader: if labeled batches were ignored, its
+    weights (trained by the cross-entropy alone) would not move."""
+    dm = Fashion5DataModule(data_dir=str(fake_data_dir), labeled_batch_size=8, **SMALL5)
+    batch = next(iter(dm.train_dataloader()))
+    assert set(batch[0] if isinstance(batch, tuple) else batch) == {"unlabeled", "labeled"}
+    model = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, lr=1e-2)
+    before = [p.clone() for p in model.classifier.parameters()]
+    seen = []
+    original = model.losses
+    model.losses = lambda b: seen.append(sorted(b)) or original(b)
+    trainer(tmp_path, limit_train_batches=3, limit_val_batches=1).fit(model, dm)
+    assert ["labeled", "unlabeled"] in seen
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.classifier.parameters()))
+    # with alpha = 0 the cross-entropy is off and the classifier gets no gradient at all
+    model0 = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, alpha=0.0)
+    before0 = [p.clone() for p in model0.classifier.parameters()]
+    trainer(tmp_path, limit_train_batches=2, limit_val_batches=1).fit(model0, dm)
+    assert all(torch.equal(a, b) for a, b in zip(before0, model0.classifier.parameters()))
+
+
+def test_anomaly_class_counts_sum_to_anomalies():
+    predicted = torch.tensor([0, 1, 1, 4, 3, 3, 3, 2]).numpy()
+    anomaly = torch.tensor([1, 1, 0, 1, 1, 1, 0, 1]).numpy()
+    counts = anomaly_class_counts(predicted, anomaly, ["a", "b", "c", "d", "e"])
+    assert counts == {"a": 1, "b": 1, "c": 1, "d": 2, "e": 1}
+    assert sum(counts.values()) == int(anomaly.sum())
