@@ -1,0 +1,34 @@
+"""Optuna hyperparameter search around the Lightning Trainer (``aelab tune``).
+
+Modules, in the order a study uses them:
+
+- :mod:`~aelab.tuning.command`: the ``aelab tune`` command line (jsonargparse, ``--config``).
+- :mod:`~aelab.tuning.settings`: the tune YAML as :class:`TuneSettings`; validation -> a plan.
+- :mod:`~aelab.tuning.space`: search-space entries (int / float / log_float / categorical),
+  dotted keys -> recipe paths, sampling.
+- :mod:`~aelab.tuning.samplers`: samplers (TPE default, seeded per trial) and pruners by name.
+- :mod:`~aelab.tuning.storage`: storages (SQLite default, any RDB URL, journal files), resume,
+  dead-trial handling.
+- :mod:`~aelab.tuning.study`: objective (one Trainer per trial + pruning callback), workers,
+  trial budget.
+- :mod:`~aelab.tuning.outputs`: best.yaml, trials.csv, figures.
+
+Python use::
+
+    from aelab.tuning import TuneSettings, run
+    study = run(TuneSettings(recipe="configs/cae.yaml", space={...}, n_trials=20))
+"""
+
+from aelab.tuning.command import main
+from aelab.tuning.settings import TuneSettings
+from aelab.tuning.space import SpaceError
+
+
+def run(settings: TuneSettings, tune_file=None):
+    """Run or resume a study; see :func:`aelab.tuning.study.run`."""
+    from aelab.tuning.study import run as _run
+
+    return _run(settings, tune_file)
+
+
+__all__ = ["SpaceError", "TuneSettings", "main", "run"]
