@@ -1,5 +1,6 @@
 """`aelab evaluate` end to end on a tiny config (seconds)."""
 
+import csv
 import json
 
 import yaml
@@ -43,14 +44,23 @@ def test_evaluate_vae_writes_metrics_and_figures(tmp_path, fake_data_dir, capsys
     assert (out_dir / "scored.ckpt").exists()
 
 
-def test_evaluate_cae_subset_of_scores(tmp_path, fake_data_dir):
-    config = fashion5_config(tmp_path, fake_data_dir, "fashion5_cae.yaml")
+def test_evaluate_cae_subset_of_scores_then_predict_gives_same_scores(tmp_path, fake_data_dir, capsys):
+    config = fashion5_config(tmp_path, fake_data_dir, "fashion5_cae.yaml", anomaly_score="knn")
     main(["fit", "--config", str(config), "--test_after_fit", "false"])
     ckpt = tmp_path / "logs" / "fashion5_cae" / "version_0" / "checkpoints" / "last.ckpt"
     main(["evaluate", "--config", str(config), "--ckpt_path", str(ckpt), "--output_dir", str(tmp_path / "e"),
           "--scores", "[mse, knn]"])
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
-    assert set(metrics["scores"]) == {"mse", "knn"}
+    assert set(metrics["scores"]) == {"mse", "knn"} and metrics["primary_score"] == "knn"
+    # the latent statistics travel in scored.ckpt: `aelab predict` reproduces evaluate's scores
+    main(["predict", "--config", str(config), "--ckpt_path", str(tmp_path / "e" / "scored.ckpt")])
+    written = next((tmp_path / "logs").rglob("predictions.csv"))
+    with open(written) as f:
+        pred_scores = [float(row["score"]) for row in csv.DictReader(f)]
+    with open(tmp_path / "e" / "predictions.csv") as f:
+        eval_scores = [float(row["score"]) for row in csv.DictReader(f)]
+    assert len(pred_scores) == len(eval_scores) == 100
+    assert max(abs(a - b) for a, b in zip(pred_scores, eval_scores)) < 1e-4
 
 
 def test_semisupervised_fit_and_evaluate_anomaly_classes(tmp_path, fake_data_dir, capsys):

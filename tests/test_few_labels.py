@@ -64,6 +64,10 @@ def test_encoder_from_checkpoint_and_freezing(source, fake_data_dir, tmp_path):
     x = torch.rand(4, 1, 28, 28)
     assert torch.allclose(model.features(x), ae.encode(x), atol=1e-6)  # CAE code / VAE posterior mean
     assert model.hparams.latent_dim == 6 and model.hparams.channels == 4
+    # the classifier's own checkpoint stands alone: it re-creates the model without the CAE/VAE file
+    clone = EncoderClassifier(**dict(model.hparams))
+    clone.load_state_dict(model.state_dict())
+    assert torch.allclose(clone.classify(x), model.classify(x))
     before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     head_before = [p.clone() for p in model.head.parameters()]
     dm = FashionMNISTDataModule(str(fake_data_dir), download=False, verify=False, val_size=50, batch_size=32)
@@ -73,9 +77,9 @@ def test_encoder_from_checkpoint_and_freezing(source, fake_data_dir, tmp_path):
 
 
 def test_finetune_uses_smaller_encoder_lr(tmp_path):
-    ckpt = save_ckpt(CAE(channels=4, latent_dim=6, hidden_dim=16), tmp_path / "ae.ckpt")
+    save_ckpt(CAE(channels=4, latent_dim=6, hidden_dim=16), tmp_path / "ae.ckpt")
     model = EncoderClassifier(num_classes=10, encoder_ckpt=str(tmp_path / "*.ckpt"), lr=1e-3)
-    assert model.hparams.encoder_ckpt == ckpt  # the glob resolved to the file
+    assert model.pretrained and model.hparams.pretrained_encoder  # the glob resolved to the file
     assert [g["lr"] for g in model.parameter_groups()] == [1e-3, 1e-4]
     with pytest.raises(CheckpointError, match="no checkpoint matches"):
         EncoderClassifier(encoder_ckpt=str(tmp_path / "missing-*.ckpt"))

@@ -12,6 +12,8 @@ name                   definition                                               
 ``recon_prob``         ``-1/L sum_l log p(x | z_l)``, ``z_l ~ q(z|x)``, nats           VAE
 ``mahalanobis``        Mahalanobis distance of the code to the training codes          CAE, VAE
 ``knn``                mean Euclidean distance to the k nearest training codes         CAE, VAE
+``msp``                ``1 -`` maximum softmax probability of the classifier            with a
+                                                                                       classifier
 =====================  ==============================================================  ===========
 
 Sources: reconstruction error as novelty score (Japkowicz et al. 1995; Sakurada & Yairi 2014);
@@ -20,7 +22,9 @@ Salakhutdinov 2016, "Importance Weighted Autoencoders", arXiv:1509.00519, eq. 8)
 probability (An & Cho 2015, "Variational Autoencoder based Anomaly Detection using Reconstruction
 Probability", Algorithm 4; here as the Monte-Carlo mean log-likelihood); Mahalanobis distance in a
 learned feature space (Lee et al. 2018, arXiv:1807.03888); k-nearest-neighbour distance (Ramaswamy,
-Rastogi & Shim 2000; on deep features: Bergman, Cohen & Hoshen 2020, arXiv:2002.10445).
+Rastogi & Shim 2000; on deep features: Bergman, Cohen & Hoshen 2020, arXiv:2002.10445); maximum
+softmax probability baseline for out-of-distribution detection (Hendrycks & Gimpel 2017,
+arXiv:1610.02136).
 
 The latent-density scores need statistics of the training codes: :func:`fit_latent_stats` computes
 them, and models keep them in ``model.score_stats`` (saved in checkpoints), so ``aelab evaluate``
@@ -156,26 +160,36 @@ def knn_score(model, x: Tensor, k: int = 5) -> Tensor:
     return dist.topk(min(k, ref.shape[0]), dim=1, largest=False).values.mean(1)
 
 
+def msp_score(model, x: Tensor) -> Tensor:
+    """``1 - max_k softmax(classify(x))_k``, ``(N,)`` in [0, 1 - 1/K]: low classifier confidence =
+    likely out-of-distribution (Hendrycks & Gimpel 2017). Needs a model with ``classify``."""
+    return 1 - model.classify(x).softmax(-1).max(-1).values
+
+
 # -- registry ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ScoreSpec:
-    """A registered score: its function, whether it needs a VAE, whether it needs fitted statistics."""
+    """A registered score: its function, what the model needs for it (a VAE, a classifier, a
+    reconstruction; every score but ``msp`` needs ``encode``), and whether it needs fitted statistics."""
 
     fn: Callable[..., Tensor]
     vae_only: bool = False
     needs_fit: bool = False
     unit: str = ""
+    needs_classifier: bool = False
+    needs_reconstruct: bool = False
 
 
 SCORES: dict[str, ScoreSpec] = {
-    "mse": ScoreSpec(mse_score, unit="per pixel"),
-    "local_error": ScoreSpec(local_error_score, unit="smoothed squared error"),
+    "mse": ScoreSpec(mse_score, unit="per pixel", needs_reconstruct=True),
+    "local_error": ScoreSpec(local_error_score, unit="smoothed squared error", needs_reconstruct=True),
     "neg_elbo": ScoreSpec(neg_elbo_score, vae_only=True, unit="nats"),
     "neg_elbo_k": ScoreSpec(lambda m, x, k=16: neg_elbo_score(m, x, k), vae_only=True, unit="nats"),
     "iwae": ScoreSpec(iwae_score, vae_only=True, unit="nats"),
     "recon_prob": ScoreSpec(recon_prob_score, vae_only=True, unit="nats"),
     "mahalanobis": ScoreSpec(mahalanobis_score, needs_fit=True, unit="latent units"),
     "knn": ScoreSpec(knn_score, needs_fit=True, unit="latent units"),
+    "msp": ScoreSpec(msp_score, needs_classifier=True, unit="probability"),
 }
 
 
@@ -183,9 +197,16 @@ def is_vae(model) -> bool:
     return all(hasattr(model, a) for a in ("posterior", "decode_logits", "log_likelihood", "reparameterize"))
 
 
+def applicable(model, spec: ScoreSpec) -> bool:
+    """Whether ``model`` (an instance or a class) has what score ``spec`` needs."""
+    return ((is_vae(model) or not spec.vae_only) and (hasattr(model, "classify") or not spec.needs_classifier)
+            and (hasattr(model, "reconstruct") or not spec.needs_reconstruct)
+            and (hasattr(model, "encode") or spec.needs_classifier))
+
+
 def applicable_scores(model) -> list[str]:
-    """Names of the scores that apply to ``model`` (VAE-only scores need a VAE)."""
-    return [name for name, spec in SCORES.items() if is_vae(model) or not spec.vae_only]
+    """Names of the scores that apply to ``model`` (VAE-only scores need a VAE, ``msp`` a classifier)."""
+    return [name for name, spec in SCORES.items() if applicable(model, spec)]
 
 
 @torch.no_grad()
@@ -201,8 +222,9 @@ def score(model, x: Tensor, method: str = "mse", **kwargs) -> Tensor:
     if method not in SCORES:
         raise ValueError(f"unknown anomaly score {method!r}; expected one of {list(SCORES)}")
     spec = SCORES[method]
-    if spec.vae_only and not is_vae(model):
-        raise ValueError(f"score {method!r} needs a VAE; {type(model).__name__} supports {applicable_scores(model)}")
+    if not applicable(model, spec):
+        need = "a VAE" if spec.vae_only else "a classifier" if spec.needs_classifier else "an autoencoder"
+        raise ValueError(f"score {method!r} needs {need}; {type(model).__name__} supports {applicable_scores(model)}")
     return spec.fn(model, x, **kwargs)
 
 
@@ -211,6 +233,15 @@ def encode_all(model, batches: Iterable[dict[str, Tensor]]) -> Tensor:
     """Codes ``(M, D)`` of every image in ``batches`` (dicts with ``"image"``), on the CPU."""
     device = next(model.parameters()).device
     return torch.cat([model.encode(b["image"].to(device)).cpu() for b in batches])
+
+
+def fit_model_stats_on(model, dataset, batch_size: int = 500, **kwargs) -> dict[str, Tensor]:
+    """:func:`fit_model_stats` on every image of an in-memory dataset, in order (the one way both the
+    test step and ``aelab evaluate`` fit the latent statistics, so they agree)."""
+    device = next(model.parameters()).device
+    batches = ({"image": dataset[list(range(i, min(i + batch_size, len(dataset))))]["image"].to(device)}
+               for i in range(0, len(dataset), batch_size))
+    return fit_model_stats(model, batches, **kwargs)
 
 
 def fit_model_stats(model, batches: Iterable[dict[str, Tensor]], **kwargs) -> dict[str, Tensor]:

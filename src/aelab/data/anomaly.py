@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from aelab.data.base import InMemoryImages, seeded_split
-from aelab.data.fashion_mnist import FashionMNISTDataModule, labeled_mask, remap
+from aelab.data.fashion_mnist import FashionMNISTDataModule, labeled_mask
 from aelab.data.transforms import occlude
 
 FASHION5_CLASSES = ("Trouser", "Sandal", "Sneaker", "Bag", "Ankle boot")
@@ -140,9 +140,7 @@ class Fashion5DataModule(AnomalyDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        t = self.tensors()
-        mask, labels = remap(t["train_labels"], self.classes)
-        images = t["train_images"][mask]
+        images, labels = self.class_images("train")
         unl, lab = seeded_split(len(images), [self.num_unlabeled, self.num_labeled], self.seed)
         n_uv = round(self.val_fraction * len(unl))
         n_lv = round(self.val_fraction * len(lab))
@@ -160,8 +158,7 @@ class Fashion5DataModule(AnomalyDataModule):
         self.labeled_train_set = concat([part(l_tr, True)], self.pad)
         self.labeled_val_set = concat([part(l_va, True)], self.pad)
 
-        mask, test_labels = remap(t["test_labels"], self.classes)
-        test_images = t["test_images"][mask]
+        test_images, test_labels = self.class_images("test")
         normal_idx, rest_idx = seeded_split(len(test_images), [self.num_test_normal,
                                             len(test_images) - self.num_test_normal], self.seed + 3)
         g = torch.Generator().manual_seed(self.seed + 4)
@@ -172,6 +169,9 @@ class Fashion5DataModule(AnomalyDataModule):
 
 class OneClassDataModule(AnomalyDataModule):
     """One-class protocol: train on the normal class(es), test on the whole 10,000-image test set.
+
+    The training/validation split is :class:`~aelab.data.FashionMNISTDataModule`'s, restricted to
+    the normal classes; only the test set differs.
 
     Args:
         normal_classes: the normal class(es), names or ids (e.g. ``[0]`` or ``["Sneaker"]``).
@@ -192,20 +192,10 @@ class OneClassDataModule(AnomalyDataModule):
                          data_dir=data_dir, download=download, verify=verify, pad_to_32=pad_to_32,
                          val_size=val_size, batch_size=batch_size, seed=seed, num_workers=num_workers)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        t = self.tensors()
-        mask, labels = remap(t["train_labels"], self.classes)
-        images = t["train_images"][mask]
-        n_val = round(self.val_size * len(images)) if isinstance(self.val_size, float) else int(self.val_size)
-        tr, va = seeded_split(len(images), [len(images) - n_val, n_val], self.seed)
-        self.train_set = InMemoryImages(images[tr], labels[tr], _extras(len(tr), NORMAL, True), pad=self.pad)
-        self.val_set = InMemoryImages(images[va], labels[va], _extras(len(va), NORMAL, True), pad=self.pad)
-
-        mask, normal_labels = remap(t["test_labels"], self.classes)
-        normal_images = t["test_images"][mask]
+    def make_test_set(self) -> InMemoryImages:
+        """All official test images of the normal classes, plus the anomalies of the configured kind."""
+        normal_images, normal_labels = self.class_images("test")
         g = torch.Generator().manual_seed(self.seed + 4)
         parts = [(normal_images, normal_labels, _extras(len(normal_images), NORMAL, True))]
         parts += self._anomalies(normal_images, normal_labels, self.num_anomalies, g)
-        self.test_set = concat(parts, self.pad)
+        return concat(parts, self.pad)

@@ -100,7 +100,9 @@ class FashionMNISTDataModule(InMemoryDataModule):
         labels_per_class: keep the labels of only this many training images per class (a seeded
             draw); the other training images stay in the training set as unlabeled images
             (``"labeled"`` false). ``None``: every training image is labeled. The validation and
-            test sets stay fully labeled (for monitoring and evaluation).
+            test sets stay fully labeled (for monitoring and evaluation; selecting checkpoints on
+            5,000 validation labels when training with few labels is optimistic, which is why
+            ``benchmarks/few_labels.py`` trains for a fixed budget and uses no validation set).
         batch_size: images per batch.
         labeled_batch_size, labeled_only: paired unlabeled/labeled training batches, or training on
             the labeled images alone (see :class:`~aelab.data.base.InMemoryDataModule`).
@@ -150,12 +152,17 @@ class FashionMNISTDataModule(InMemoryDataModule):
         data_dir = str(Path(self.data_dir).expanduser()) if self.data_dir is not None else None
         return fashion_mnist_tensors(data_dir, self.download, self.verify)
 
+    def class_images(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images ``(M, 1, 28, 28)`` uint8 and relabelled labels ``(M,)`` of the chosen classes in the
+        official ``"train"`` or ``"test"`` split."""
+        t = self.tensors()
+        mask, labels = remap(t[f"{split}_labels"], self.classes)
+        return t[f"{split}_images"][mask], labels
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        t = self.tensors()
-        mask, labels = remap(t["train_labels"], self.classes)
-        images = t["train_images"][mask]
+        images, labels = self.class_images("train")
         n = len(images)
         n_val = int(round(self.val_size * n)) if isinstance(self.val_size, float) else int(self.val_size)
         if not 0 <= n_val < n:
@@ -168,6 +175,9 @@ class FashionMNISTDataModule(InMemoryDataModule):
                                                 {"labeled": labeled[labeled]}, pad=self.pad)
         self.val_set = InMemoryImages(images[val_idx], labels[val_idx], {"labeled": all_true(len(val_idx))},
                                       pad=self.pad)
-        mask, labels = remap(t["test_labels"], self.classes)
-        self.test_set = InMemoryImages(t["test_images"][mask], labels, {"labeled": all_true(int(mask.sum()))},
-                                       pad=self.pad)
+        self.test_set = self.make_test_set()
+
+    def make_test_set(self) -> InMemoryImages:
+        """The official test images of the chosen classes (subclasses add anomalies)."""
+        images, labels = self.class_images("test")
+        return InMemoryImages(images, labels, {"labeled": all_true(len(images))}, pad=self.pad)

@@ -21,11 +21,6 @@ from torchmetrics import CatMetric
 SCHEDULERS = ("none", "onecycle", "cosine")
 
 
-def _to_device(batches, device):
-    for batch in batches:
-        yield {k: v.to(device) for k, v in batch.items()}
-
-
 def batch_size_of(batch: dict) -> int:
     """Images in a batch dict, or in all parts of a paired ``{"unlabeled": ..., "labeled": ...}`` batch."""
     if "image" in batch:
@@ -142,17 +137,18 @@ class AutoencoderModule(AelabModule):
     def __init__(self, lr: float = 1e-3, weight_decay: float = 1e-5, scheduler: str = "none",
                  log_images: int = 8, anomaly_score: str = "mse") -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, scheduler=scheduler)
-        from aelab.scores import SCORES
+        from aelab.scores import SCORES, applicable, applicable_scores
 
-        if anomaly_score not in SCORES:
-            raise ValueError(f"anomaly_score must be one of {list(SCORES)}, got {anomaly_score!r}")
+        if anomaly_score not in SCORES or not applicable(self, SCORES[anomaly_score]):
+            raise ValueError(f"anomaly_score for {type(self).__name__} must be one of {applicable_scores(self)}, "
+                             f"got {anomaly_score!r}")
         self.log_images = log_images
         self._fixed_images: torch.Tensor | None = None
         self.anomaly_score = anomaly_score
         self.score_stats: dict[str, torch.Tensor] | None = None  # latent statistics, see aelab.scores
         # test-set anomaly scores and labels, gathered across batches (and devices) by torchmetrics
-        self.test_scores = CatMetric()
-        self.test_targets = CatMetric()
+        self.test_scores = CatMetric(nan_strategy="disable")  # NaN scores are reported, not dropped
+        self.test_targets = CatMetric(nan_strategy="disable")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(N, C, H, W)`` in [0, 1] -> codes ``(N, latent_dim)``."""
@@ -189,16 +185,16 @@ class AutoencoderModule(AelabModule):
         return score(self, x, method or self.anomaly_score, **kwargs)
 
     def _ensure_score_stats(self) -> None:
-        from aelab.scores import SCORES, fit_model_stats
+        from aelab.scores import SCORES, fit_model_stats_on
 
         if SCORES[self.anomaly_score].needs_fit and not self.score_stats:
             datamodule = self.trainer.datamodule
-            if datamodule is None:
-                raise RuntimeError(f"score {self.anomaly_score!r} needs training codes: use a datamodule")
-            loader = datamodule.train_dataloader()
-            if not isinstance(loader, torch.utils.data.DataLoader):  # paired batches: the unlabeled part
-                loader = loader.iterables["unlabeled"]
-            fit_model_stats(self, _to_device(loader, self.device))
+            if datamodule is None or getattr(datamodule, "train_set", None) is None:
+                raise RuntimeError(f"score {self.anomaly_score!r} needs training codes: use an aelab datamodule")
+            fit_model_stats_on(self, datamodule.train_set)
+
+    def on_fit_start(self) -> None:
+        self.score_stats = None  # statistics of earlier weights (e.g. resumed from scored.ckpt) are stale
 
     def on_test_epoch_start(self) -> None:
         self.test_scores.reset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
 
@@ -22,6 +23,11 @@ class CAE(AutoencoderModule):
         latent_dim: size of the code ``z``.
         hidden_dim: units of the bottleneck MLP layer (0 = a single linear layer).
         batch_norm: BatchNorm after every hidden convolution.
+        denoise_erasing: probability that a training input gets a random black rectangle (2-33 % of
+            its area) erased while the target stays clean: a denoising autoencoder (Vincent et al.
+            2008, "Extracting and composing robust features with denoising autoencoders") that
+            learns to in-paint missing regions, so missing or occluded parts of a test image are
+            *not* reproduced and show up in the reconstruction error. 0 = a plain CAE.
         lr, weight_decay, scheduler, log_images, anomaly_score: see :class:`AutoencoderModule`.
 
     Logged: ``{train,val,test}_loss`` = ``{stage}_mse``, the per-pixel MSE of reconstructions of
@@ -35,6 +41,7 @@ class CAE(AutoencoderModule):
         latent_dim: int = 14,
         hidden_dim: int = 64,
         batch_norm: bool = False,
+        denoise_erasing: float = 0.0,
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
         scheduler: str = "none",
@@ -47,6 +54,9 @@ class CAE(AutoencoderModule):
         self.latent_dim = latent_dim
         self.encoder = ConvEncoder(image_shape, channels, latent_dim, hidden_dim, batch_norm=batch_norm)
         self.decoder = ConvDecoder(image_shape, channels, latent_dim, hidden_dim, batch_norm=batch_norm)
+        # denoising autoencoder (Vincent et al. 2008): erase random rectangles of the training inputs,
+        # reconstruct the clean image; kornia RandomErasing (Zhong et al. 2020, arXiv:1708.04896)
+        self.erase = K.RandomErasing(p=denoise_erasing, scale=(0.02, 0.33), value=0.0) if denoise_erasing > 0 else None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -56,5 +66,6 @@ class CAE(AutoencoderModule):
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = batch["image"]
-        mse = F.mse_loss(self.reconstruct(x), x)
+        x_in = self.erase(x) if self.training and self.erase is not None else x
+        mse = F.mse_loss(self.reconstruct(x_in), x)
         return {"loss": mse, "mse": mse}

@@ -53,7 +53,8 @@ def encoder_from_checkpoint(path: str) -> tuple[ConvEncoder, dict[str, Any]]:
         raise CheckpointError(f"checkpoint {path} has no convolutional encoder to reuse "
                               f"(missing hparams {missing} or encoder.* weights); expected a CAE or VAE checkpoint")
     arch = {k: (tuple(hp[k]) if k == "image_shape" else hp[k]) for k in ARCHITECTURE_KEYS}
-    out_dim = weights["head.2.weight"].shape[0] if "head.2.weight" in weights else 2 * arch["latent_dim"]
+    last = weights.get("head.2.weight", weights.get("head.weight"))  # MLP head, or a single linear layer
+    out_dim = last.shape[0] if last is not None else arch["latent_dim"]
     encoder = ConvEncoder(arch["image_shape"], arch["channels"], out_dim, arch["hidden_dim"],
                           batch_norm=arch["batch_norm"])
     try:
@@ -85,11 +86,17 @@ class EncoderClassifier(ClassificationMetricsMixin, AelabModule):
         image_shape: ``(C, H, W)`` (linked from the datamodule by the CLI).
         num_classes: output classes.
         encoder_ckpt: CAE / VAE checkpoint whose encoder is reused (a path, or a glob pattern: the
-            newest match is used and its path saved in the hparams); its architecture
-            (channels, latent_dim, hidden_dim, batch_norm) then replaces the arguments below, and is
-            saved in this model's hparams so its own checkpoints stand alone.
+            newest match is used); its architecture (channels, latent_dim, hidden_dim, batch_norm and
+            the encoder's output size) then replaces the arguments below. This model's own hparams
+            then record ``encoder_ckpt=None, pretrained_encoder=True`` and that architecture, so its
+            checkpoints stand alone (the weights come from its state dict, the CAE/VAE file is not
+            needed again).
         freeze_encoder: train the head only.
         channels, latent_dim, hidden_dim, batch_norm: encoder size when trained from scratch.
+        encoder_out_dim: outputs of the encoder's last layer (``None``: ``latent_dim``; a VAE
+            encoder has ``2 * latent_dim``, mean and log-variance, of which the mean is used).
+        pretrained_encoder: the encoder weights come from a pretrained model (set automatically
+            from ``encoder_ckpt``; it selects ``encoder_lr`` and allows ``freeze_encoder``).
         head_hidden: hidden sizes of the MLP head (default ``[64]``).
         dropout: dropout after each hidden ReLU of the head.
         lr: learning rate of the head (and of a from-scratch encoder).
@@ -110,6 +117,8 @@ class EncoderClassifier(ClassificationMetricsMixin, AelabModule):
         latent_dim: int = 16,
         hidden_dim: int = 256,
         batch_norm: bool = False,
+        encoder_out_dim: int | None = None,
+        pretrained_encoder: bool = False,
         head_hidden: list[int] = [64],
         dropout: float = 0.0,
         lr: float = 1e-3,
@@ -126,16 +135,19 @@ class EncoderClassifier(ClassificationMetricsMixin, AelabModule):
                 raise ValueError(f"encoder_ckpt {encoder_ckpt} was trained on images {arch['image_shape']}, "
                                  f"the data has {tuple(image_shape)}")
             channels, latent_dim, hidden_dim, batch_norm = (arch[k] for k in ARCHITECTURE_KEYS[1:])
+            encoder_out_dim, pretrained_encoder = self.encoder.out_dim, True
+            print(f"EncoderClassifier: encoder from {encoder_ckpt}", flush=True)
         else:
-            if freeze_encoder:
+            if freeze_encoder and not pretrained_encoder:
                 raise ValueError("freeze_encoder=True needs an encoder_ckpt (a frozen random encoder learns nothing)")
-            self.encoder = ConvEncoder(image_shape, channels, latent_dim, hidden_dim, batch_norm=batch_norm)
+            self.encoder = ConvEncoder(image_shape, channels, encoder_out_dim or latent_dim, hidden_dim,
+                                       batch_norm=batch_norm)
         self.save_hyperparameters()
         self.hparams.update(channels=channels, latent_dim=latent_dim, hidden_dim=hidden_dim, batch_norm=batch_norm,
-                            encoder_ckpt=encoder_ckpt)
+                            encoder_out_dim=encoder_out_dim, pretrained_encoder=pretrained_encoder, encoder_ckpt=None)
         self.latent_dim = latent_dim
         self.freeze_encoder = freeze_encoder
-        self.pretrained = bool(encoder_ckpt)
+        self.pretrained = pretrained_encoder
         self.encoder_lr = encoder_lr if encoder_lr is not None else lr / 10
         self.encoder.requires_grad_(not freeze_encoder)
         self.head = mlp([latent_dim, *head_hidden, num_classes], dropout=dropout)

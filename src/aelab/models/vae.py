@@ -161,6 +161,7 @@ class VAE(AutoencoderModule):
         batches = self.trainer.num_training_batches
         if not math.isfinite(batches) or batches < 1:
             return self.beta
+        batches = max(1, batches // self.trainer.accumulate_grad_batches)  # global_step counts optimiser steps
         return self.beta * min(1.0, self.global_step / (self.kl_warmup_epochs * batches))
 
     def elbo_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
