@@ -92,8 +92,8 @@ def run(dataset: str, label_counts: list[int | None], args) -> dict:
         if not args.skip_semisup:
             pl.seed_everything(args.seed, workers=True)
             dm_semi = datamodule(dataset, labels, args.seed, labeled_batch_size=64, batch_size=128)
-            model = SemiSupervisedVAE(num_classes=num_classes, **ARCH, alpha=args.alpha, scheduler="onecycle",
-                                      kl_warmup_epochs=2, log_images=0)
+            model = SemiSupervisedVAE(num_classes=num_classes, **ARCH, alpha=args.alpha, augment=True,
+                                      scheduler="onecycle", kl_warmup_epochs=2, log_images=0)
             cpu = fit(model, dm_semi, max_epochs=args.semisup_epochs)
             row["semisup"] = {"test_acc": test_accuracy(model, dm_semi), "cpu_s": cpu, "epochs": args.semisup_epochs}
             print(f"{dataset} labels/class={key:>4} {'semisup':<10} acc {row['semisup']['test_acc']:.4f} "

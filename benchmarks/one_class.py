@@ -45,7 +45,7 @@ def run_class(name: str, k: int, epochs: int, data_dir: str | None, seed: int) -
     labels = dm.test_set.extras["anomaly"]
     aurocs = {}
     for method in applicable_scores(model):
-        kw = score_kwargs(method, k_samples=8, iwae_samples=32, local_sigma=1.0, local_top_k=0.0, knn_k=5)
+        kw = score_kwargs(method, k_samples=4, iwae_samples=8, local_sigma=1.0, local_top_k=0.0, knn_k=5)
         s = score_set(model, dm.test_set, method, batch_size=500, seed=seed, **kw)
         aurocs[method] = anomaly_metrics(torch.from_numpy(s), labels)["auroc"]
     return {"auroc": aurocs, "train_cpu_s": train_cpu, "total_cpu_s": time.process_time() - start}

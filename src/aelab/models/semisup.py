@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from aelab.models.classification import ClassificationMetricsMixin, known_class_mask
+from aelab.models.classifier import augmentation
 from aelab.models.vae import VAE
 from aelab.nets import mlp
 
@@ -32,6 +33,9 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         classifier_hidden: hidden layer sizes of the MLP (published: ``[256, 64]``).
         dropout: dropout after each hidden ReLU of the MLP.
         alpha: weight of the cross-entropy term (nats per labeled image, like the ELBO terms).
+        augment: the cross-entropy of labeled training images is computed on kornia-augmented
+            copies (random shifts, flips, erasing; see :func:`aelab.models.classifier.augmentation`);
+            the ELBO always sees the clean images.
         (other arguments: see :class:`~aelab.models.vae.VAE`)
 
     Logged: the VAE's ``{stage}_elbo/recon/kl/mse``, ``{stage}_ce`` (cross-entropy on labeled images),
@@ -48,6 +52,7 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         classifier_hidden: list[int] = [256, 64],
         dropout: float = 0.2,
         alpha: float = 100.0,
+        augment: bool = False,
         batch_norm: bool = False,
         beta: float = 1.0,
         likelihood: str = "bernoulli",
@@ -68,6 +73,7 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         self.save_hyperparameters()
         self.alpha = alpha
         self.classifier = mlp([latent_dim, *classifier_hidden, num_classes], dropout=dropout)
+        self.augment = augmentation() if augment else None
         self.init_classification_metrics(num_classes)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,7 +92,10 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
             x, y = batch["image"], batch["label"]
             mask = known_class_mask(batch, only_labeled=self.labels_usable_now())
         t = self.elbo_terms(x)
-        logits = self.classifier(t["mu"][mask])
+        if self.training and self.augment is not None and mask.any():
+            logits = self.classify(self.augment(x[mask]))
+        else:
+            logits = self.classifier(t["mu"][mask])
         labels = y[mask]
         self.check_labels(labels)
         ce = F.cross_entropy(logits, labels) if labels.numel() else x.new_zeros(())
