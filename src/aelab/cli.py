@@ -1,4 +1,5 @@
-"""The ``aelab`` command: a LightningCLI with fit / validate / test / predict.
+"""The ``aelab`` command: a LightningCLI with fit / validate / test / predict, the ``evaluate`` and
+``latent`` reports (:class:`aelab.trainer.AelabTrainer`), and ``aelab tune`` (:mod:`aelab.tuning`).
 
 ``aelab fit --config configs/cae.yaml`` trains, then (``test_after_fit: true``, the default) tests the
 best checkpoint and prints the test metrics. The CLI only wires: models, datamodules and reports
