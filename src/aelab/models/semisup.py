@@ -99,8 +99,7 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         labels = y[mask]
         self.check_labels(labels)
         ce = F.cross_entropy(logits, labels) if labels.numel() else x.new_zeros(())
-        vae_loss = (t["recon"] + self.kl_weight() * t["kl"]).mean()
-        with torch.no_grad():
-            mse = F.mse_loss(self.decode(t["mu"]), x)
-        return {"loss": vae_loss + self.alpha * ce, "elbo": t["elbo"].mean(), "recon": t["recon"].mean(),
-                "kl": t["kl"].mean(), "ce": ce.detach(), "mse": mse, "_logits": logits, "_labels": labels}
+        out = self.vae_losses(x, t)
+        out["loss"] = out["loss"] + self.alpha * ce
+        out.update(ce=ce.detach(), _logits=logits, _labels=labels)
+        return out

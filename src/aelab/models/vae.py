@@ -174,7 +174,11 @@ class VAE(AutoencoderModule):
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = batch["image"]
-        t = self.elbo_terms(x)
+        return self.vae_losses(x, self.elbo_terms(x))
+
+    def vae_losses(self, x: torch.Tensor, t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Batch means of :meth:`elbo_terms` ``t`` of images ``x``: ``loss`` (``recon + beta_t * kl``),
+        ``elbo``, ``recon``, ``kl`` (nats per image) and ``mse`` (per pixel, of the posterior mean)."""
         with torch.no_grad():
             mse = F.mse_loss(self.decode(t["mu"]), x)
         loss = (t["recon"] + self.kl_weight() * t["kl"]).mean()
