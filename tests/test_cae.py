@@ -42,3 +42,15 @@ def test_nan_loss_raises_clear_error(fake_data_dir, tmp_path):
         model.decoder.deconv[0].weight.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="train loss is nan.*model.lr"):
         tiny_trainer(tmp_path, limit_train_batches=1, limit_val_batches=0).fit(model, dm)
+
+
+def test_setup_flushes_denormals():
+    """Every aelab model turns on flush-to-zero: subnormal floats slow CPU training several-fold."""
+    torch.set_flush_denormal(False)
+    try:
+        tiny = torch.tensor([1e-39])  # subnormal in float32
+        assert (tiny * 1.0).item() > 0
+        CAE(channels=2, latent_dim=2, hidden_dim=0).setup("fit")
+        assert (tiny * 1.0).item() == 0.0
+    finally:
+        torch.set_flush_denormal(False)

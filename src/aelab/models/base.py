@@ -21,6 +21,20 @@ from torchmetrics import CatMetric
 SCHEDULERS = ("none", "onecycle", "cosine")
 
 
+def flush_denormals() -> None:
+    """Make CPU float arithmetic flush subnormal numbers to zero (``torch.set_flush_denormal``).
+
+    Subnormal float32 values (below about 1.2e-38) are handled in slow microcode by x86 CPUs. Small
+    weights, Adam moments and ReLU activations drift into that range after a few epochs, and every
+    step slows down: with ``benchmarks/denormals.py`` (16-channel CAE, batches of 128, 2 cores) a
+    step took 28 ms at first and about 148 ms after 3,000 steps, against 28 ms throughout with
+    flushing, at the same loss. Flushing changes values below float32's normal range only. The
+    setting is per process; every aelab model turns it on in :meth:`AelabModule.setup`. A no-op
+    where the CPU does not support it (``set_flush_denormal`` returns False).
+    """
+    torch.set_flush_denormal(True)
+
+
 def batch_size_of(batch: dict) -> int:
     """Images in a batch dict, or in all parts of a paired ``{"unlabeled": ..., "labeled": ...}`` batch."""
     if "image" in batch:
@@ -50,6 +64,9 @@ class AelabModule(pl.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.scheduler = scheduler
+
+    def setup(self, stage: str) -> None:
+        flush_denormals()  # up to 5x faster CPU training after a few epochs, see flush_denormals
 
     def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Scalar losses for a batch; must contain ``"loss"`` (the quantity minimised)."""
