@@ -1,10 +1,11 @@
 """Speed of CPU training with and without flushing subnormal floats to zero.
 
-Trains the same CAE (same seed, same batches) twice in one process with a plain PyTorch loop on
-Fashion-MNIST: once with ``torch.set_flush_denormal(False)`` (PyTorch's default) and once with
-``True`` (what :func:`aelab.models.base.flush_denormals` sets for every aelab model). Prints the
-milliseconds per step over each window of steps and the loss, and writes JSON. The speed-up is the
-ratio of the two runs' times per step in the same window.
+Trains the same CAE (same seed, same batches) twice with a plain PyTorch loop on Fashion-MNIST,
+each in a fresh process: once with ``torch.set_flush_denormal(False)`` (PyTorch's default) and once
+with ``True`` (what ``import aelab`` sets; see :mod:`aelab.denormals`). The setting is made before
+PyTorch starts its OpenMP threads, and each process checks that a 2-thread op on subnormal values
+gives the expected result. Prints the milliseconds per step over each window of steps and the loss,
+and writes JSON. The speed-up is the ratio of the two runs' times per step in the same window.
 
     python benchmarks/denormals.py                    # 3,000 steps of 128 images per setting
     python benchmarks/denormals.py --steps 1000 --window 250
@@ -15,19 +16,29 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
-
-from aelab.data.idx import load_fashion_mnist
-from aelab.models import CAE
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(flush: bool, steps: int, window: int, seed: int, images: torch.Tensor) -> list[dict]:
+def run(flush: bool, steps: int, window: int, seed: int, data_dir: str | None) -> list[dict]:
+    """One setting, in this process: must be called before any parallel PyTorch operation."""
     torch.set_flush_denormal(flush)
+    survivors = (torch.from_numpy(np.full(1_000_000, 1e-39, np.float32)) * 1.0).count_nonzero().item()
+    if survivors != (0 if flush else 1_000_000):
+        raise RuntimeError(f"flush={flush} did not reach every thread: {survivors} of 1e6 subnormals survive")
+    from aelab.data.idx import load_fashion_mnist
+    from aelab.models import CAE
+
+    torch.set_flush_denormal(flush)  # importing aelab turned it on in this (main) thread
+    images = torch.from_numpy(load_fashion_mnist(data_dir, download=False)[0][:55000]).float().div_(255)
+    images = images.unsqueeze(1)
     torch.manual_seed(seed)
     model = CAE(channels=16, latent_dim=16, hidden_dim=256)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-5)
@@ -41,7 +52,7 @@ def run(flush: bool, steps: int, window: int, seed: int, images: torch.Tensor) -
         opt.step()
         if step % window == 0:
             now = time.perf_counter()
-            rows.append({"step": step, "ms_per_step": 1e3 * (now - start) / window, "loss": float(loss)})
+            rows.append({"step": step, "ms_per_step": 1e3 * (now - start) / window, "loss": loss.item()})
             print(f"flush={flush!s:5s} steps {step - window + 1:5d}-{step:5d}: "
                   f"{rows[-1]['ms_per_step']:7.1f} ms/step, loss {rows[-1]['loss']:.4f}", flush=True)
             start = now
@@ -55,10 +66,21 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data_dir", default=None)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "denormals.json"))
+    p.add_argument("--child", choices=["0", "1"], help=argparse.SUPPRESS)  # one setting, JSON rows on stdout
     args = p.parse_args()
-    train = load_fashion_mnist(args.data_dir, download=False)[0][:55000]
-    images = torch.from_numpy(train).float().div_(255).unsqueeze(1)
-    runs = {flush: run(flush, args.steps, args.window, args.seed, images) for flush in (False, True)}
+    if args.child is not None:
+        rows = run(args.child == "1", args.steps, args.window, args.seed, args.data_dir)
+        print("ROWS " + json.dumps(rows), flush=True)
+        return
+    runs = {}
+    for flush in (False, True):
+        cmd = [sys.executable, __file__, "--child", str(int(flush)), "--steps", str(args.steps),
+               "--window", str(args.window), "--seed", str(args.seed)]
+        if args.data_dir:
+            cmd += ["--data_dir", args.data_dir]
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout
+        print("".join(line + "\n" for line in out.splitlines() if not line.startswith("ROWS ")), end="")
+        runs[flush] = json.loads(next(line[5:] for line in out.splitlines() if line.startswith("ROWS ")))
     print(f"\n{'steps':>12s} {'no flush ms':>12s} {'flush ms':>9s} {'speed-up':>9s}")
     table = []
     for off, on in zip(runs[False], runs[True]):

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -44,8 +47,25 @@ def test_nan_loss_raises_clear_error(fake_data_dir, tmp_path):
         tiny_trainer(tmp_path, limit_train_batches=1, limit_val_batches=0).fit(model, dm)
 
 
+def test_import_flushes_denormals_in_every_thread():
+    """``import aelab`` turns on flush-to-zero before PyTorch starts its OpenMP threads, so a
+    2-thread elementwise op on subnormal values gives zeros in both halves (subnormals slow CPU
+    training several-fold; see aelab.denormals)."""
+    code = (
+        "import aelab, numpy as np, torch\n"
+        "torch.set_num_threads(2)\n"
+        "x = torch.from_numpy(np.full(4_000_000, 1e-39, np.float32))\n"
+        "print((x * 1.0).count_nonzero().item())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0"
+    control = subprocess.run([sys.executable, "-c", code.replace("import aelab, ", "import ")],
+                             capture_output=True, text=True, check=True)
+    assert control.stdout.strip() == "4000000"  # without aelab the subnormals survive
+
+
 def test_setup_flushes_denormals():
-    """Every aelab model turns on flush-to-zero: subnormal floats slow CPU training several-fold."""
+    """Model setup turns flush-to-zero back on in the main thread if something turned it off."""
     torch.set_flush_denormal(False)
     try:
         tiny = torch.tensor([1e-39])  # subnormal in float32
@@ -53,4 +73,4 @@ def test_setup_flushes_denormals():
         CAE(channels=2, latent_dim=2, hidden_dim=0).setup("fit")
         assert (tiny * 1.0).item() == 0.0
     finally:
-        torch.set_flush_denormal(False)
+        torch.set_flush_denormal(True)

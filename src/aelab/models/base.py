@@ -18,21 +18,9 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics import CatMetric
 
+from aelab.denormals import flush_denormals
+
 SCHEDULERS = ("none", "onecycle", "cosine")
-
-
-def flush_denormals() -> None:
-    """Make CPU float arithmetic flush subnormal numbers to zero (``torch.set_flush_denormal``).
-
-    Subnormal float32 values (below about 1.2e-38) are handled in slow microcode by x86 CPUs. Small
-    weights, Adam moments and ReLU activations drift into that range after a few epochs, and every
-    step slows down: with ``benchmarks/denormals.py`` (16-channel CAE, batches of 128, 2 cores) a
-    step took 28 ms at first and about 148 ms after 3,000 steps, against 28 ms throughout with
-    flushing, at the same loss. Flushing changes values below float32's normal range only. The
-    setting is per process; every aelab model turns it on in :meth:`AelabModule.setup`. A no-op
-    where the CPU does not support it (``set_flush_denormal`` returns False).
-    """
-    torch.set_flush_denormal(True)
 
 
 def batch_size_of(batch: dict) -> int:
@@ -66,7 +54,7 @@ class AelabModule(pl.LightningModule):
         self.scheduler = scheduler
 
     def setup(self, stage: str) -> None:
-        flush_denormals()  # up to 5x faster CPU training after a few epochs, see flush_denormals
+        flush_denormals()  # main thread, in case it was turned off after import (see aelab.denormals)
 
     def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Scalar losses for a batch; must contain ``"loss"`` (the quantity minimised)."""
