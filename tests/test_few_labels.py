@@ -112,3 +112,22 @@ def test_anomaly_class_counts_sum_to_anomalies():
     counts = anomaly_class_counts(predicted, anomaly, ["a", "b", "c", "d", "e"])
     assert counts == {"a": 1, "b": 1, "c": 1, "d": 2, "e": 1}
     assert sum(counts.values()) == int(anomaly.sum())
+
+
+def test_consistency_term_uses_unlabeled_images(fake_data_dir, tmp_path):
+    """With ``consistency > 0`` (FixMatch pseudo-labels) the unlabeled images add a classifier loss:
+    at threshold 0 every unlabeled image gets a pseudo-label, at threshold 1 (unreachable for a
+    softmax over 5 classes at init) none does, and the term is then exactly zero."""
+    dm = Fashion5DataModule(data_dir=str(fake_data_dir), labeled_batch_size=8, **SMALL5)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    batch = batch[0] if isinstance(batch, tuple) else batch
+    for threshold, rate in ((0.0, 1.0), (1.0, 0.0)):
+        torch.manual_seed(0)
+        model = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, consistency=1.0,
+                                  pseudo_threshold=threshold).train()
+        out = model.losses(batch)
+        assert out["pseudo_rate"].item() == rate
+        assert (out["consistency"].item() > 0) == (rate > 0)
+    with pytest.raises(ValueError, match="pseudo_threshold"):
+        SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, pseudo_threshold=1.5)

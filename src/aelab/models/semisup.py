@@ -10,6 +10,13 @@ arXiv:1406.5298, where the encoder is shared by generation and classification):
 dropout). With a datamodule that yields paired batches (``labeled_batch_size``), every step uses an
 unlabeled batch and a labeled batch (Lightning ``CombinedLoader``); with plain batches, the
 cross-entropy uses the images marked ``"labeled"``.
+
+Optional consistency term (``consistency > 0``; pseudo-labelling as in FixMatch, Sohn et al. 2020,
+arXiv:2001.07685, Eq. 4): for each unlabeled image the classifier's prediction on the clean image
+(no gradient) is a pseudo-label when its probability is at least ``pseudo_threshold``; the
+classifier must predict it on an augmented copy:
+
+    loss += alpha * consistency * mean over unlabeled images [1(max p >= tau) * CE(argmax p, f(mu(aug(x))))]
 """
 
 from __future__ import annotations
@@ -36,10 +43,14 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         augment: the cross-entropy of labeled training images is computed on kornia-augmented
             copies (random shifts, flips, erasing; see :func:`aelab.models.classifier.augmentation`);
             the ELBO always sees the clean images.
+        consistency: weight of the pseudo-label consistency term relative to the labeled
+            cross-entropy (FixMatch's lambda_u; 0 = off, the published joint loss).
+        pseudo_threshold: minimum classifier probability for a pseudo-label (FixMatch's tau).
         (other arguments: see :class:`~aelab.models.vae.VAE`)
 
     Logged: the VAE's ``{stage}_elbo/recon/kl/mse``, ``{stage}_ce`` (cross-entropy on labeled images),
-    ``{stage}_loss`` (the objective), ``{stage}_acc`` and ``{stage}_f1`` (macro); test confusion matrix.
+    ``{stage}_loss`` (the objective), with ``consistency > 0`` also ``train_consistency`` (the term,
+    nats) and ``train_pseudo_rate`` (fraction of unlabeled images with a pseudo-label), ``{stage}_acc`` and ``{stage}_f1`` (macro); test confusion matrix.
     """
 
     def __init__(
@@ -53,6 +64,8 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         dropout: float = 0.2,
         alpha: float = 100.0,
         augment: bool = False,
+        consistency: float = 0.0,
+        pseudo_threshold: float = 0.95,
         batch_norm: bool = False,
         beta: float = 1.0,
         likelihood: str = "bernoulli",
@@ -73,7 +86,13 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         self.save_hyperparameters()
         self.alpha = alpha
         self.classifier = mlp([latent_dim, *classifier_hidden, num_classes], dropout=dropout)
+        if consistency < 0 or not 0.0 <= pseudo_threshold <= 1.0:
+            raise ValueError(f"consistency must be >= 0 and pseudo_threshold in [0, 1], got {consistency}, "
+                             f"{pseudo_threshold}")
+        self.consistency = consistency
+        self.pseudo_threshold = pseudo_threshold
         self.augment = augmentation() if augment else None
+        self.consistency_augment = augmentation() if consistency > 0 else None
         self.init_classification_metrics(num_classes)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,4 +121,18 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         out = self.vae_losses(x, t)
         out["loss"] = out["loss"] + self.alpha * ce
         out.update(ce=ce.detach(), _logits=logits, _labels=labels)
+        if self.training and self.consistency > 0 and (~mask).any():
+            term, rate = self.consistency_loss(x[~mask], t["mu"][~mask])
+            out["loss"] = out["loss"] + self.alpha * self.consistency * term
+            out.update(consistency=term.detach(), pseudo_rate=rate)
         return out
+
+    def consistency_loss(self, x: torch.Tensor, mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """FixMatch pseudo-label term (Sohn et al. 2020, Eq. 4) for unlabeled images ``(N, C, H, W)``
+        with posterior means ``mu`` ``(N, latent_dim)``: returns the mean masked cross-entropy
+        (nats per unlabeled image) and the fraction of images whose pseudo-label is kept."""
+        with torch.no_grad():
+            confidence, pseudo = self.classifier(mu).softmax(-1).max(-1)
+            keep = (confidence >= self.pseudo_threshold).float()
+        ce = F.cross_entropy(self.classify(self.consistency_augment(x)), pseudo, reduction="none")
+        return (ce * keep).mean(), keep.mean()
