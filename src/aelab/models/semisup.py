@@ -49,8 +49,9 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         (other arguments: see :class:`~aelab.models.vae.VAE`)
 
     Logged: the VAE's ``{stage}_elbo/recon/kl/mse``, ``{stage}_ce`` (cross-entropy on labeled images),
-    ``{stage}_loss`` (the objective), with ``consistency > 0`` also ``train_consistency`` (the term,
-    nats) and ``train_pseudo_rate`` (fraction of unlabeled images with a pseudo-label), ``{stage}_acc`` and ``{stage}_f1`` (macro); test confusion matrix.
+    ``{stage}_loss`` (the objective), ``{stage}_acc`` and ``{stage}_f1`` (macro); test confusion
+    matrix. With ``consistency > 0`` also ``train_consistency`` (the term, nats per unlabeled image)
+    and ``train_pseudo_rate`` (fraction of unlabeled images with a pseudo-label).
     """
 
     def __init__(
