@@ -52,6 +52,9 @@ def test_evaluate_cae_subset_of_scores_then_predict_gives_same_scores(tmp_path, 
           "--scores", "[mse, knn]"])
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert set(metrics["scores"]) == {"mse", "knn"} and metrics["primary_score"] == "knn"
+    from aelab.checkpoint import read_checkpoint
+
+    assert read_checkpoint(tmp_path / "e" / "scored.ckpt")["score_settings"] == {"knn": {"k": 5}}
     # the latent statistics travel in scored.ckpt: `aelab predict` reproduces evaluate's scores
     main(["predict", "--config", str(config), "--ckpt_path", str(tmp_path / "e" / "scored.ckpt")])
     written = next((tmp_path / "logs").rglob("predictions.csv"))

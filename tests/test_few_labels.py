@@ -51,6 +51,25 @@ def test_classifier_head_shapes():
     assert semi.classify(torch.rand(2, 1, 28, 28)).shape == (2, 5)
 
 
+def test_label_smoothing_in_training_only():
+    model = EncoderClassifier(num_classes=4, channels=4, latent_dim=5, hidden_dim=16, label_smoothing=0.2)
+    batch = {"image": torch.rand(6, 1, 28, 28), "label": torch.tensor([0, 1, 2, 3, 0, 1])}
+    model.eval()
+    with torch.no_grad():
+        logits = model.classify(batch["image"])
+        plain = model.losses(batch)["loss"]
+        model.train()
+        model.head.eval()  # no dropout, so the logits stay the same
+        smoothed = model.losses(batch)["loss"]
+    logp = logits.log_softmax(-1)
+    nll = -logp[torch.arange(6), batch["label"]]
+    assert torch.allclose(plain, nll.mean())
+    # target 1 - 0.2 + 0.2 / 4 on the true class, 0.2 / 4 elsewhere (Szegedy et al. 2016)
+    assert torch.allclose(smoothed, (0.8 * nll - 0.2 / 4 * logp.sum(-1)).mean(), atol=1e-6)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        EncoderClassifier(label_smoothing=1.0)
+
+
 def save_ckpt(model, path):
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
     return str(path)

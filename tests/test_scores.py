@@ -62,6 +62,63 @@ def test_latent_scores_need_fitted_stats_and_survive_checkpoint(trained, tmp_pat
     assert torch.allclose(score(fresh, x, "mahalanobis"), score(cae, x, "mahalanobis"))
 
 
+class FixedReconstruction(torch.nn.Module):
+    """Stands in for an autoencoder whose reconstruction is always ``target``."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+
+    def reconstruct(self, x):
+        return self.target.expand_as(x)
+
+
+def test_residual_maps_by_hand():
+    from aelab.scores import local_error_score, residual_map
+
+    model = FixedReconstruction(torch.full((1, 1, 2, 2), 0.5))
+    x = torch.tensor([[[[0.0, 0.5], [1.0, 0.25]]]])
+    expect = {"squared": [[0.25, 0.0], [0.25, 0.0625]], "absolute": [[0.5, 0.0], [0.5, 0.25]],
+              "darker": [[0.5, 0.0], [0.0, 0.25]], "brighter": [[0.0, 0.0], [0.5, 0.0]]}
+    for residual, values in expect.items():
+        assert torch.allclose(residual_map(model, x, residual), torch.tensor([[values]])), residual
+    assert local_error_score(model, x, sigma=0, residual="brighter").tolist() == [0.5]
+    with pytest.raises(ValueError, match="residual must be one of"):
+        residual_map(model, x, "signed")
+
+
+def test_darker_residual_ignores_bright_noise_and_finds_black_occlusion():
+    from aelab.scores import local_error_score
+
+    model = FixedReconstruction(torch.full((1, 1, 28, 28), 0.6))
+    clean = torch.full((1, 1, 28, 28), 0.6)
+    bright = clean.clone()
+    bright[..., 10:18, 10:18] = 1.0  # extra intensity: not what a "darker" score looks for
+    dark = clean.clone()
+    dark[..., 10:18, 10:18] = 0.0  # a black rectangle
+    s = local_error_score(model, torch.cat([clean, bright, dark]), sigma=2.0, residual="darker")
+    assert s[0] == s[1] == 0 and s[2] > 0.5
+    squared = local_error_score(model, torch.cat([clean, bright, dark]), sigma=2.0)
+    assert squared[1] > 0 and squared[2] > squared[1]
+
+
+def test_score_settings_travel_with_the_checkpoint(trained, tmp_path):
+    from aelab.checkpoint import load_weights
+
+    models, x = trained
+    cae = models["cae"]
+    cae.score_settings = {"local_error": {"sigma": 2.0, "residual": "darker"}}
+    ckpt = {"state_dict": cae.state_dict()}
+    cae.on_save_checkpoint(ckpt)
+    cae.score_settings = {}
+    torch.save(ckpt, tmp_path / "m.ckpt")
+    fresh = load_weights(CAE(channels=8, latent_dim=4, hidden_dim=32), tmp_path / "m.ckpt")
+    expected = score(cae, x, "local_error", sigma=2.0, residual="darker")
+    assert torch.allclose(fresh.score(x, "local_error"), expected)
+    assert not torch.allclose(cae.score(x, "local_error"), expected)  # defaults: sigma 1, squared
+    assert torch.allclose(fresh.score(x, "local_error", residual="squared", sigma=1.0), cae.score(x, "local_error"))
+
+
 def test_iwae_bound_is_tighter_than_elbo(trained):
     _, x = trained
     vae = trained[0]["vae"]

@@ -5,7 +5,7 @@ name                   definition                                               
 =====================  ==============================================================  ===========
 ``mse``                mean squared reconstruction error per pixel                     CAE, VAE
 ``local_error``        max (or mean of the top-k %) of the Gaussian-smoothed           CAE, VAE
-                       per-pixel squared error map
+                       per-pixel squared (or one-sided) residual map
 ``neg_elbo``           ``-ELBO(x)``, one reparameterised sample, nats                  VAE
 ``neg_elbo_k``         ``-ELBO(x)`` averaged over K samples, nats                      VAE
 ``iwae``               ``-log p(x)`` estimated with K importance samples, nats         VAE
@@ -45,9 +45,40 @@ Tensor = torch.Tensor
 
 
 # -- reconstruction-based scores --------------------------------------------------------------------
+RESIDUALS = ("squared", "absolute", "darker", "brighter")
+
+
+def residual_map(model, x: Tensor, residual: str = "squared") -> Tensor:
+    """Per-pixel residual of the reconstruction ``r = reconstruct(x)``, summed over channels:
+    ``(N, C, H, W) -> (N, 1, H, W)``.
+
+    ``residual``: ``"squared"`` ``(r - x)^2``; ``"absolute"`` ``|r - x|``; ``"darker"``
+    ``max(r - x, 0)``, intensity the model expects but the input lacks (black occlusions, holes,
+    missing parts); ``"brighter"`` ``max(x - r, 0)``, intensity the input has but the model does not
+    expect (bright spots). One-sided residuals for anomalies of known polarity follow Baur et al.
+    2021, "Autoencoders for unsupervised anomaly segmentation in brain MR images: a comparative
+    study", Medical Image Analysis 69, 101952 (positive residuals only, for hyperintense lesions).
+
+    Raises:
+        ValueError: for an unknown ``residual``.
+    """
+    if residual not in RESIDUALS:
+        raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
+    diff = model.reconstruct(x) - x
+    if residual == "squared":
+        diff = diff.pow(2)
+    elif residual == "absolute":
+        diff = diff.abs()
+    elif residual == "darker":
+        diff = diff.clamp_min(0)
+    else:
+        diff = (-diff).clamp_min(0)
+    return diff.sum(dim=1, keepdim=True)
+
+
 def error_map(model, x: Tensor) -> Tensor:
     """Squared error of the reconstruction, summed over channels: ``(N, C, H, W) -> (N, 1, H, W)``."""
-    return (model.reconstruct(x) - x).pow(2).sum(dim=1, keepdim=True)
+    return residual_map(model, x, "squared")
 
 
 def mse_score(model, x: Tensor) -> Tensor:
@@ -55,14 +86,18 @@ def mse_score(model, x: Tensor) -> Tensor:
     return (model.reconstruct(x) - x).pow(2).flatten(1).mean(1)
 
 
-def local_error_score(model, x: Tensor, sigma: float = 1.0, top_k: float = 0.0) -> Tensor:
+def local_error_score(model, x: Tensor, sigma: float = 1.0, top_k: float = 0.0, residual: str = "squared") -> Tensor:
     """Localised reconstruction error, ``(N,)``: for small damaged regions a mean washes out.
 
-    The per-pixel squared error map is smoothed with a Gaussian of standard deviation ``sigma``
-    pixels (kornia ``gaussian_blur2d``, kernel ``2 * ceil(3 sigma) + 1``); the score is its maximum
+    The per-pixel residual map (:func:`residual_map`; squared error by default, or one-sided for
+    anomalies of known polarity) is smoothed with a Gaussian of standard deviation ``sigma`` pixels
+    (kornia ``gaussian_blur2d``, kernel ``2 * ceil(3 sigma) + 1``); the score is its maximum
     (``top_k = 0``) or the mean of its largest ``top_k`` percent of pixels (e.g. ``top_k = 5``).
+
+    Raises:
+        ValueError: for an unknown ``residual``.
     """
-    err = error_map(model, x)
+    err = residual_map(model, x, residual)
     if sigma > 0:
         k = 2 * int(torch.tensor(3 * sigma).ceil()) + 1
         err = gaussian_blur2d(err, (k, k), (sigma, sigma))

@@ -26,6 +26,7 @@ class AelabTrainer(Trainer):
         iwae_samples: int = 64,
         local_sigma: float = 1.0,
         local_top_k: float = 0.0,
+        local_residual: str = "squared",
         knn_k: int = 5,
         num_images: int = 8,
         batch_size: int = 256,
@@ -36,14 +37,16 @@ class AelabTrainer(Trainer):
         Args:
             ckpt_path: checkpoint of a trained model (``aelab fit`` output).
             output_dir: where ``metrics.json``, ``report.md``, the PNG figures and ``scored.ckpt``
-                (the checkpoint plus fitted latent statistics, for ``aelab predict``) go; default
-                ``<run>/evaluate`` next to the checkpoint's run.
+                (the checkpoint plus fitted latent statistics and the score settings used, for
+                ``aelab predict``) go; default ``<run>/evaluate`` next to the checkpoint's run.
             scores: score names (default: every score that applies to the model; see aelab.scores).
             threshold_percentile: percentile of validation-normal scores used as a threshold.
             k_samples: samples for ``neg_elbo_k`` and ``recon_prob``.
             iwae_samples: importance samples for ``iwae``.
             local_sigma: Gaussian smoothing (pixels) of the ``local_error`` map.
             local_top_k: ``local_error`` averages the top-k percent of the map (0 = its maximum).
+            local_residual: the ``local_error`` map: ``squared``, ``absolute``, ``darker`` (input darker
+                than its reconstruction: black occlusions) or ``brighter`` (see aelab.scores.residual_map).
             knn_k: neighbours of the ``knn`` latent score.
             num_images: images per figure row.
             batch_size: images per scoring batch.
@@ -54,8 +57,8 @@ class AelabTrainer(Trainer):
         return evaluate_report(
             self, model, datamodule, ckpt_path=ckpt_path, output_dir=output_dir, scores=scores,
             threshold_percentile=threshold_percentile, k_samples=k_samples, iwae_samples=iwae_samples,
-            local_sigma=local_sigma, local_top_k=local_top_k, knn_k=knn_k, num_images=num_images,
-            batch_size=batch_size, seed=seed,
+            local_sigma=local_sigma, local_top_k=local_top_k, local_residual=local_residual, knn_k=knn_k,
+            num_images=num_images, batch_size=batch_size, seed=seed,
         )
 
     def latent(

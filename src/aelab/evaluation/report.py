@@ -43,9 +43,10 @@ def score_set(model: LightningModule, dataset, method: str, batch_size: int, see
 
 
 def score_kwargs(method: str, k_samples: int, iwae_samples: int, local_sigma: float, local_top_k: float,
-                 knn_k: int) -> dict[str, Any]:
+                 knn_k: int, local_residual: str = "squared") -> dict[str, Any]:
     return {"neg_elbo_k": {"k": k_samples}, "recon_prob": {"k": k_samples}, "iwae": {"k": iwae_samples},
-            "local_error": {"sigma": local_sigma, "top_k": local_top_k}, "knn": {"k": knn_k}}.get(method, {})
+            "local_error": {"sigma": local_sigma, "top_k": local_top_k, "residual": local_residual},
+            "knn": {"k": knn_k}}.get(method, {})
 
 
 def evaluate_scores(test_scores: np.ndarray, labels: np.ndarray, val_scores: np.ndarray,
@@ -95,6 +96,7 @@ def evaluate_report(
     iwae_samples: int = 64,
     local_sigma: float = 1.0,
     local_top_k: float = 0.0,
+    local_residual: str = "squared",
     knn_k: int = 5,
     num_images: int = 8,
     batch_size: int = 256,
@@ -147,7 +149,7 @@ def evaluate_report(
     raw: dict[str, np.ndarray] = {}
     for name in names:
         t0 = time.process_time()
-        kw = score_kwargs(name, k_samples, iwae_samples, local_sigma, local_top_k, knn_k)
+        kw = score_kwargs(name, k_samples, iwae_samples, local_sigma, local_top_k, knn_k, local_residual)
         raw[name] = score_set(model, test, name, batch_size, seed, **kw)
         val_scores = score_set(model, val, name, batch_size, seed, **kw)
         results[name] = evaluate_scores(raw[name], labels, val_scores, threshold_percentile, types)
@@ -190,9 +192,11 @@ def evaluate_report(
         fig.savefig(out_dir / f"{fname}.png", dpi=110)
     _to_tensorboard(trainer, figures, results)
     _write_markdown(out_dir, metrics, list(figures))
-    if ckpt_path and getattr(model, "score_stats", None):
+    if ckpt_path:  # the checkpoint plus what `aelab predict` needs to give the same scores
         ckpt = read_checkpoint(ckpt_path)
-        ckpt["score_stats"] = {k: v.cpu() for k, v in model.score_stats.items()}
+        if getattr(model, "score_stats", None):
+            ckpt["score_stats"] = {k: v.cpu() for k, v in model.score_stats.items()}
+        ckpt["score_settings"] = {name: results[name]["settings"] for name in names if results[name]["settings"]}
         torch.save(ckpt, out_dir / "scored.ckpt")
     _print_table(results, out_dir)
     if "anomaly_predicted_classes" in metrics:

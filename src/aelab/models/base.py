@@ -151,6 +151,9 @@ class AutoencoderModule(AelabModule):
         self._fixed_images: torch.Tensor | None = None
         self.anomaly_score = anomaly_score
         self.score_stats: dict[str, torch.Tensor] | None = None  # latent statistics, see aelab.scores
+        # per-score settings chosen by `aelab evaluate` (e.g. {"local_error": {"sigma": 2.0}}), saved in
+        # scored.ckpt so `aelab predict` scores with them
+        self.score_settings: dict[str, dict[str, Any]] = {}
         # test-set anomaly scores and labels, gathered across batches (and devices) by torchmetrics
         self.test_scores = CatMetric(nan_strategy="disable")  # NaN scores are reported, not dropped
         self.test_targets = CatMetric(nan_strategy="disable")
@@ -184,10 +187,12 @@ class AutoencoderModule(AelabModule):
 
     # -- anomaly scores -------------------------------------------------------------------------
     def score(self, x: torch.Tensor, method: str | None = None, **kwargs) -> torch.Tensor:
-        """Anomaly scores ``(N,)`` of images ``(N, C, H, W)``; see :func:`aelab.scores.score`."""
+        """Anomaly scores ``(N,)`` of images ``(N, C, H, W)``; see :func:`aelab.scores.score`.
+        Settings not given in ``kwargs`` come from ``score_settings`` (saved by ``aelab evaluate``)."""
         from aelab.scores import score
 
-        return score(self, x, method or self.anomaly_score, **kwargs)
+        method = method or self.anomaly_score
+        return score(self, x, method, **{**self.score_settings.get(method, {}), **kwargs})
 
     def _ensure_score_stats(self) -> None:
         from aelab.scores import SCORES, fit_model_stats_on
@@ -234,10 +239,13 @@ class AutoencoderModule(AelabModule):
         out["score"] = out["mse"] if self.anomaly_score == "mse" else self.score(x)
         return out
 
-    # -- checkpoints keep the fitted score statistics -------------------------------------------
+    # -- checkpoints keep the fitted score statistics and settings ---------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.score_stats:
             checkpoint["score_stats"] = {k: v.cpu() for k, v in self.score_stats.items()}
+        if self.score_settings:
+            checkpoint["score_settings"] = self.score_settings
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.score_stats = checkpoint.get("score_stats")
+        self.score_settings = dict(checkpoint.get("score_settings") or {})

@@ -102,9 +102,12 @@ class EncoderClassifier(ClassificationMetricsMixin, AelabModule):
         lr: learning rate of the head (and of a from-scratch encoder).
         encoder_lr: learning rate of a pretrained encoder when fine-tuning (default ``lr / 10``).
         augment: kornia augmentation of training batches (shifts, flips, erasing).
+        label_smoothing: training targets put ``1 - label_smoothing`` on the true class and spread
+            the rest uniformly over all classes (Szegedy et al. 2016, arXiv:1512.00567, Sec. 7);
+            validation and test losses are the plain cross-entropy. Must be in [0, 1).
         weight_decay, scheduler: see :class:`~aelab.models.base.AelabModule`.
 
-    Logged: ``{stage}_loss`` (cross-entropy, nats), ``{stage}_acc``, ``{stage}_f1`` (macro).
+    Logged: ``{stage}_loss`` (cross-entropy, nats; smoothed in training), ``{stage}_acc``, ``{stage}_f1`` (macro).
     """
 
     def __init__(
@@ -124,10 +127,14 @@ class EncoderClassifier(ClassificationMetricsMixin, AelabModule):
         lr: float = 1e-3,
         encoder_lr: float | None = None,
         augment: bool = False,
+        label_smoothing: float = 0.0,
         weight_decay: float = 1e-5,
         scheduler: str = "none",
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, scheduler=scheduler)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = label_smoothing
         if encoder_ckpt:
             encoder_ckpt = resolve_checkpoint(encoder_ckpt)
             self.encoder, arch = encoder_from_checkpoint(encoder_ckpt)
@@ -183,7 +190,8 @@ class EncoderClassifier(ClassificationMetricsMixin, AelabModule):
         if self.training and self.augment is not None:
             x = self.augment(x)
         logits = self.classify(x)
-        loss = F.cross_entropy(logits, y) if y.numel() else logits.sum() * 0.0
+        smoothing = self.label_smoothing if self.training else 0.0
+        loss = F.cross_entropy(logits, y, label_smoothing=smoothing) if y.numel() else logits.sum() * 0.0
         return {"loss": loss, "_logits": logits, "_labels": y}
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
