@@ -72,3 +72,11 @@ def test_cli_print_config_shows_defaults(capsys):
     assert exit_info.value.code in (0, None)
     out = capsys.readouterr().out
     assert "weight_decay" in out and "val_size: 5000" in out and "max_epochs" in out
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_every_shipped_config_parses(recipe, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(ROOT / "configs" / recipe), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    assert "class_path: aelab.models." in capsys.readouterr().out

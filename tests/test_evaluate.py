@@ -48,7 +48,10 @@ def test_evaluate_cae_subset_of_scores_then_predict_gives_same_scores(tmp_path, 
     config = fashion5_config(tmp_path, fake_data_dir, "fashion5_cae.yaml", anomaly_score="knn")
     main(["fit", "--config", str(config), "--test_after_fit", "false"])
     ckpt = tmp_path / "logs" / "fashion5_cae" / "version_0" / "checkpoints" / "last.ckpt"
-    main(["evaluate", "--config", str(config), "--ckpt_path", str(ckpt), "--output_dir", str(tmp_path / "e"),
+    # the run's own config.yaml (written by fit, with fit's weights_only key) works for evaluate
+    run_config = ckpt.parent.parent / "config.yaml"
+    assert "weights_only" in run_config.read_text()
+    main(["evaluate", "--config", str(run_config), "--ckpt_path", str(ckpt), "--output_dir", str(tmp_path / "e"),
           "--scores", "[mse, knn]"])
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert set(metrics["scores"]) == {"mse", "knn"} and metrics["primary_score"] == "knn"

@@ -11,6 +11,18 @@ from typing import Any
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 
 
+def check_weights_only(weights_only: bool | None) -> None:
+    """``evaluate`` and ``latent`` accept the ``weights_only`` key that ``fit`` writes into a run's
+    ``config.yaml`` (so that file can be passed with ``--config``); aelab always loads checkpoints
+    with ``torch.load(weights_only=True)``.
+
+    Raises:
+        ValueError: for ``weights_only=False`` (unsafe unpickling is not supported).
+    """
+    if weights_only is False:
+        raise ValueError("weights_only=False is not supported: aelab loads checkpoints with weights_only=True only")
+
+
 class AelabTrainer(Trainer):
     """``lightning.pytorch.Trainer`` with :meth:`evaluate` and :meth:`latent`."""
 
@@ -31,6 +43,7 @@ class AelabTrainer(Trainer):
         num_images: int = 8,
         batch_size: int = 256,
         seed: int = 0,
+        weights_only: bool | None = None,
     ) -> dict[str, Any]:
         """Anomaly-detection report: AUROC/AUPRC of every score, thresholds, figures, report.md.
 
@@ -51,9 +64,11 @@ class AelabTrainer(Trainer):
             num_images: images per figure row.
             batch_size: images per scoring batch.
             seed: seeds the sampling scores and the random image choice.
+            weights_only: see :func:`check_weights_only`.
         """
         from aelab.evaluation.report import evaluate_report
 
+        check_weights_only(weights_only)
         return evaluate_report(
             self, model, datamodule, ckpt_path=ckpt_path, output_dir=output_dir, scores=scores,
             threshold_percentile=threshold_percentile, k_samples=k_samples, iwae_samples=iwae_samples,
@@ -75,6 +90,7 @@ class AelabTrainer(Trainer):
         ekm_alpha: float | None = None,
         n_samples: int = 64,
         seed: int = 0,
+        weights_only: bool | None = None,
     ) -> dict[str, Any]:
         """Latent-space report: embeddings, PCA / t-SNE maps, projector, clustering, samples.
 
@@ -89,9 +105,11 @@ class AelabTrainer(Trainer):
             ekm_alpha: equilibrium k-means ``alpha`` (default: scale-free, derived from the data).
             n_samples: images in the sample and interpolation grids.
             seed: seeds subsets, t-SNE and clustering.
+            weights_only: see :func:`check_weights_only`.
         """
         from aelab.latent.report import latent_report
 
+        check_weights_only(weights_only)
         return latent_report(
             self, model, datamodule, ckpt_path=ckpt_path, output_dir=output_dir, split=split,
             max_points=max_points, perplexity=perplexity, tsne_iterations=tsne_iterations,
