@@ -3,9 +3,12 @@
 import csv
 import json
 
+import pytest
 import yaml
 
+from aelab.checkpoint import read_checkpoint
 from aelab.cli import main
+from aelab.evaluation.report import evaluate_report
 
 from test_cli import tiny_config
 
@@ -55,8 +58,6 @@ def test_evaluate_cae_subset_of_scores_then_predict_gives_same_scores(tmp_path, 
           "--scores", "[mse, knn]"])
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert set(metrics["scores"]) == {"mse", "knn"} and metrics["primary_score"] == "knn"
-    from aelab.checkpoint import read_checkpoint
-
     assert read_checkpoint(tmp_path / "e" / "scored.ckpt")["score_settings"] == {"knn": {"k": 5}}
     # the latent statistics travel in scored.ckpt: `aelab predict` reproduces evaluate's scores
     main(["predict", "--config", str(config), "--ckpt_path", str(tmp_path / "e" / "scored.ckpt")])
@@ -103,3 +104,8 @@ def test_supervised_and_finetune_recipes_run(tmp_path, fake_data_dir, capsys):
         path.write_text(yaml.safe_dump(cfg))
         main(["fit", "--config", str(path)])
         assert "test_acc = " in capsys.readouterr().out
+
+
+def test_evaluate_rejects_unknown_local_residual():
+    with pytest.raises(ValueError, match="--local_residual must be one of"):
+        evaluate_report(None, None, None, local_residual="signed")

@@ -24,7 +24,7 @@ from aelab.evaluation.thresholds import (
     sweep_table,
     youden_threshold,
 )
-from aelab.scores import SCORES, applicable_scores, fit_model_stats_on, score
+from aelab.scores import RESIDUALS, SCORES, applicable_scores, fit_model_stats_on, score
 
 ANOMALY_TYPES = {1: "occlusion", 2: "novel_class"}
 
@@ -112,9 +112,11 @@ def evaluate_report(
         The content of ``metrics.json``.
 
     Raises:
-        ValueError: unknown score names, or a test set without both normal and anomalous images.
+        ValueError: unknown score names or local_residual, or a test set without both normal and anomalous images.
         aelab.checkpoint.CheckpointError: missing or unsafe checkpoint.
     """
+    if local_residual not in RESIDUALS:
+        raise ValueError(f"--local_residual must be one of {RESIDUALS}, got {local_residual!r}")
     if datamodule is None:
         raise ValueError("aelab evaluate needs a datamodule with anomaly labels (e.g. Fashion5DataModule)")
     if not hasattr(model, "reconstruct"):
