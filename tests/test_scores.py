@@ -2,11 +2,12 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
+from aelab.checkpoint import load_weights
 from aelab.data import FashionMNISTDataModule
 from aelab.data.transforms import occlude
 from aelab.evaluation import anomaly_metrics
 from aelab.models import CAE, VAE
-from aelab.scores import SCORES, applicable_scores, fit_model_stats, score
+from aelab.scores import SCORES, applicable_scores, fit_model_stats, local_error_score, residual_map, score
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +57,6 @@ def test_latent_scores_need_fitted_stats_and_survive_checkpoint(trained, tmp_pat
     ckpt = {"state_dict": cae.state_dict()}
     cae.on_save_checkpoint(ckpt)
     torch.save(ckpt, tmp_path / "m.ckpt")
-    from aelab.checkpoint import load_weights
-
     load_weights(fresh, tmp_path / "m.ckpt")
     assert torch.allclose(score(fresh, x, "mahalanobis"), score(cae, x, "mahalanobis"))
 
@@ -74,8 +73,6 @@ class FixedReconstruction(torch.nn.Module):
 
 
 def test_residual_maps_by_hand():
-    from aelab.scores import local_error_score, residual_map
-
     model = FixedReconstruction(torch.full((1, 1, 2, 2), 0.5))
     x = torch.tensor([[[[0.0, 0.5], [1.0, 0.25]]]])
     expect = {"squared": [[0.25, 0.0], [0.25, 0.0625]], "absolute": [[0.5, 0.0], [0.5, 0.25]],
@@ -88,8 +85,6 @@ def test_residual_maps_by_hand():
 
 
 def test_darker_residual_ignores_bright_noise_and_finds_black_occlusion():
-    from aelab.scores import local_error_score
-
     model = FixedReconstruction(torch.full((1, 1, 28, 28), 0.6))
     clean = torch.full((1, 1, 28, 28), 0.6)
     bright = clean.clone()
@@ -103,8 +98,6 @@ def test_darker_residual_ignores_bright_noise_and_finds_black_occlusion():
 
 
 def test_score_settings_travel_with_the_checkpoint(trained, tmp_path):
-    from aelab.checkpoint import load_weights
-
     models, x = trained
     cae = models["cae"]
     cae.score_settings = {"local_error": {"sigma": 2.0, "residual": "darker"}}
