@@ -76,11 +76,6 @@ def residual_map(model, x: Tensor, residual: str = "squared") -> Tensor:
     return diff.sum(dim=1, keepdim=True)
 
 
-def error_map(model, x: Tensor) -> Tensor:
-    """Squared error of the reconstruction, summed over channels: ``(N, C, H, W) -> (N, 1, H, W)``."""
-    return residual_map(model, x, "squared")
-
-
 def mse_score(model, x: Tensor) -> Tensor:
     """Mean squared reconstruction error per pixel (and channel), ``(N,)``; images in [0, 1]."""
     return (model.reconstruct(x) - x).pow(2).flatten(1).mean(1)
