@@ -1,6 +1,7 @@
 """One-class novelty detection on Fashion-MNIST (Ruff et al. 2018; Golan & El-Yaniv 2018).
 
-For every class k: train a CAE and a VAE on the training images of class k alone, score the whole
+For every class k: train a CAE and a VAE (by default with the encoder's transformation-prediction
+head, ``transform_weight`` 1: see :mod:`aelab.models.transform_head`) on the training images of class k alone, score the whole
 10,000-image test set (the nine other classes are anomalies) with every applicable anomaly score,
 and report the AUROC per class and the mean over classes. Prints a table and writes JSON.
 
@@ -26,16 +27,17 @@ from aelab.models import CAE, VAE
 from aelab.scores import applicable_scores, fit_model_stats
 
 MODELS = {
-    "CAE": lambda: CAE(channels=16, latent_dim=16, hidden_dim=128, scheduler="onecycle", log_images=0),
-    "VAE": lambda: VAE(channels=16, latent_dim=16, hidden_dim=128, scheduler="onecycle", kl_warmup_epochs=2,
-                       log_images=0),
+    "CAE": lambda w: CAE(channels=16, latent_dim=16, hidden_dim=128, scheduler="onecycle", log_images=0,
+                         transform_weight=w),
+    "VAE": lambda w: VAE(channels=16, latent_dim=16, hidden_dim=128, scheduler="onecycle", kl_warmup_epochs=2,
+                         log_images=0, transform_weight=w),
 }
 
 
-def run_class(name: str, k: int, epochs: int, data_dir: str | None, seed: int) -> dict:
+def run_class(name: str, k: int, epochs: int, data_dir: str | None, seed: int, transform_weight: float) -> dict:
     pl.seed_everything(seed, workers=True)
     dm = OneClassDataModule(normal_classes=[k], data_dir=data_dir, batch_size=128, seed=seed)
-    model = MODELS[name]()
+    model = MODELS[name](transform_weight)
     start = time.process_time()
     pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False, deterministic=False).fit(model, dm)
@@ -58,14 +60,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--transform_weight", type=float, default=1.0,
+                        help="weight of the encoder's rotation/shift-prediction loss (0: plain autoencoders, "
+                             "no `transform` score)")
     parser.add_argument("--output", default="benchmarks/results/one_class.json")
     args = parser.parse_args()
 
-    results: dict = {"epochs": args.epochs, "seed": args.seed, "torch_threads": torch.get_num_threads(), "models": {}}
+    results: dict = {"epochs": args.epochs, "seed": args.seed, "transform_weight": args.transform_weight,
+                     "torch_threads": torch.get_num_threads(), "models": {}}
     for name in args.models:
         per_class = {}
         for k in args.classes:
-            per_class[CLASS_NAMES[k]] = r = run_class(name, k, args.epochs, args.data_dir, args.seed)
+            per_class[CLASS_NAMES[k]] = r = run_class(name, k, args.epochs, args.data_dir, args.seed,
+                                                         args.transform_weight)
             best = max(r["auroc"], key=r["auroc"].get)
             print(f"{name} {CLASS_NAMES[k]:<12} " + " ".join(f"{m}={v:.3f}" for m, v in r["auroc"].items())
                   + f"  (train {r['train_cpu_s']:.0f} CPU s; best {best})", flush=True)

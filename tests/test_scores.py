@@ -7,15 +7,17 @@ from aelab.data import FashionMNISTDataModule
 from aelab.data.transforms import occlude
 from aelab.evaluation import anomaly_metrics
 from aelab.models import CAE, VAE
+from aelab.models.transform_head import apply_transform, geometric_transforms, shift
 from aelab.scores import SCORES, applicable_scores, fit_model_stats, local_error_score, residual_map, score
 
 
 @pytest.fixture(scope="module")
 def trained(fake_data_dir, tmp_path_factory):
-    """A tiny CAE and VAE trained a few epochs on the synthetic data, plus a clean test batch."""
+    """A tiny CAE (with the transformation-prediction head) and VAE trained a few epochs on the
+    synthetic data, plus a clean test batch."""
     pl.seed_everything(0)
     dm = FashionMNISTDataModule(str(fake_data_dir), download=False, verify=False, val_size=50, batch_size=32)
-    models = {"cae": CAE(channels=8, latent_dim=4, hidden_dim=32, lr=5e-3),
+    models = {"cae": CAE(channels=8, latent_dim=4, hidden_dim=32, lr=5e-3, transform_weight=1.0),
               "vae": VAE(channels=8, latent_dim=4, hidden_dim=32, lr=5e-3)}
     for model in models.values():
         pl.Trainer(max_epochs=8, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -36,7 +38,7 @@ def test_each_score_shape_and_corruption(trained, name):
     models, x = trained
     for kind, model in models.items():
         if name not in applicable_scores(model):
-            with pytest.raises(ValueError, match="needs a (VAE|classifier)"):
+            with pytest.raises(ValueError, match="needs a (VAE|classifier|model trained with transform_weight)"):
                 score(model, x, name)
             continue
         torch.manual_seed(0)
@@ -50,7 +52,7 @@ def test_each_score_shape_and_corruption(trained, name):
 
 def test_latent_scores_need_fitted_stats_and_survive_checkpoint(trained, tmp_path):
     models, x = trained
-    fresh = CAE(channels=8, latent_dim=4, hidden_dim=32)
+    fresh = CAE(channels=8, latent_dim=4, hidden_dim=32, transform_weight=1.0)
     with pytest.raises(RuntimeError, match="fit_model_stats"):
         score(fresh, x, "knn")
     cae = models["cae"]
@@ -105,7 +107,7 @@ def test_score_settings_travel_with_the_checkpoint(trained, tmp_path):
     cae.on_save_checkpoint(ckpt)
     cae.score_settings = {}
     torch.save(ckpt, tmp_path / "m.ckpt")
-    fresh = load_weights(CAE(channels=8, latent_dim=4, hidden_dim=32), tmp_path / "m.ckpt")
+    fresh = load_weights(CAE(channels=8, latent_dim=4, hidden_dim=32, transform_weight=1.0), tmp_path / "m.ckpt")
     expected = score(cae, x, "local_error", sigma=2.0, residual="darker")
     assert torch.allclose(fresh.score(x, "local_error"), expected)
     assert not torch.allclose(cae.score(x, "local_error"), expected)  # defaults: sigma 1, squared
@@ -135,3 +137,30 @@ def test_occlusion_is_seeded_and_on_object():
     assert ((a != x).flatten(1).sum(1) > 0).all()  # every rectangle hides part of the object
     with pytest.raises(ValueError, match="size_range"):
         occlude(x, torch.Generator(), size_range=(0.5, 0.2))
+
+
+def test_geometric_transforms_by_hand():
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    assert shift(x, 1, 0)[0, 0].tolist() == [[0, 0, 0, 0], [0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    assert shift(x, 0, -2)[0, 0].tolist() == [[2, 3, 0, 0], [6, 7, 0, 0], [10, 11, 0, 0], [14, 15, 0, 0]]
+    # shift first, then a quarter turn counter-clockwise
+    assert torch.equal(apply_transform(x, (1, 1, 0)), torch.rot90(shift(x, 1, 0), 1, dims=(2, 3)))
+    square, wide = geometric_transforms((1, 28, 28)), geometric_transforms((1, 28, 40))
+    assert len(square) == 20 and len(set(square)) == 20 and (0, 6, 0) in square and (3, 0, -6) in square
+    assert len(wide) == 10 and {k for k, _, _ in wide} == {0, 2}  # no 90-degree turns of a non-square image
+
+
+def test_transform_head_loss_and_score_checkpoint(trained, tmp_path):
+    """The CAE's head predicts the transformation far above chance (1/20) after training, and the
+    ``transform`` score survives a checkpoint round trip."""
+    models, x = trained
+    cae = models["cae"]
+    torch.manual_seed(0)
+    ce, acc = cae.transform_head.loss(cae.encoder, x)
+    assert acc > 0.5 and ce < 2.0
+    path = tmp_path / "t.ckpt"
+    torch.save({"state_dict": cae.state_dict(), "hyper_parameters": dict(cae.hparams)}, path)
+    loaded = load_weights(CAE(**cae.hparams), str(path)).eval()
+    assert torch.allclose(score(loaded, x, "transform"), score(cae, x, "transform"))
+    with pytest.raises(ValueError, match="transform_weight"):
+        CAE(transform_weight=-1.0)

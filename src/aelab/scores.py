@@ -14,6 +14,8 @@ name                   definition                                               
 ``knn``                mean Euclidean distance to the k nearest training codes         CAE, VAE
 ``msp``                ``1 -`` maximum softmax probability of the classifier            with a
                                                                                        classifier
+``transform``          ``-(1/T) sum_t log p(t | T_t(x))`` of the encoder's             CAE, VAE with
+                       rotation/shift-prediction head, nats                            transform_weight
 =====================  ==============================================================  ===========
 
 Sources: reconstruction error as novelty score (Japkowicz et al. 1995; Sakurada & Yairi 2014);
@@ -24,7 +26,8 @@ Probability", Algorithm 4; here as the Monte-Carlo mean log-likelihood); Mahalan
 learned feature space (Lee et al. 2018, arXiv:1807.03888); k-nearest-neighbour distance (Ramaswamy,
 Rastogi & Shim 2000; on deep features: Bergman, Cohen & Hoshen 2020, arXiv:2002.10445); maximum
 softmax probability baseline for out-of-distribution detection (Hendrycks & Gimpel 2017,
-arXiv:1610.02136).
+arXiv:1610.02136); geometric-transformation prediction (Golan & El-Yaniv 2018, arXiv:1805.10917;
+Hendrycks, Mazeika, Kadavath & Song 2019, arXiv:1906.12340).
 
 The latent-density scores need statistics of the training codes: :func:`fit_latent_stats` computes
 them, and models keep them in ``model.score_stats`` (saved in checkpoints), so ``aelab evaluate``
@@ -196,6 +199,14 @@ def msp_score(model, x: Tensor) -> Tensor:
     return 1 - model.classify(x).softmax(-1).max(-1).values
 
 
+def transform_score(model, x: Tensor) -> Tensor:
+    """``-(1/T) sum_t log p(t | T_t(x))``, ``(N,)`` in nats: how unsure the encoder's
+    transformation-prediction head is about which of the ``T`` rotations/shifts was applied
+    (Golan & El-Yaniv 2018, arXiv:1805.10917; Hendrycks et al. 2019, arXiv:1906.12340, Sec. 4).
+    Needs a model trained with ``transform_weight > 0`` (see :mod:`aelab.models.transform_head`)."""
+    return model.transform_head.nll(model.encoder, x)
+
+
 # -- registry ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ScoreSpec:
@@ -208,6 +219,7 @@ class ScoreSpec:
     unit: str = ""
     needs_classifier: bool = False
     needs_reconstruct: bool = False
+    needs_transform_head: bool = False
 
 
 SCORES: dict[str, ScoreSpec] = {
@@ -220,6 +232,7 @@ SCORES: dict[str, ScoreSpec] = {
     "mahalanobis": ScoreSpec(mahalanobis_score, needs_fit=True, unit="latent units"),
     "knn": ScoreSpec(knn_score, needs_fit=True, unit="latent units"),
     "msp": ScoreSpec(msp_score, needs_classifier=True, unit="probability"),
+    "transform": ScoreSpec(transform_score, needs_transform_head=True, unit="nats"),
 }
 
 
@@ -231,7 +244,8 @@ def applicable(model, spec: ScoreSpec) -> bool:
     """Whether ``model`` (an instance or a class) has what score ``spec`` needs."""
     return ((is_vae(model) or not spec.vae_only) and (hasattr(model, "classify") or not spec.needs_classifier)
             and (hasattr(model, "reconstruct") or not spec.needs_reconstruct)
-            and (hasattr(model, "encode") or spec.needs_classifier))
+            and (hasattr(model, "encode") or spec.needs_classifier)
+            and (getattr(model, "transform_weight", 0) > 0 or not spec.needs_transform_head))
 
 
 def applicable_scores(model) -> list[str]:
@@ -253,7 +267,8 @@ def score(model, x: Tensor, method: str = "mse", **kwargs) -> Tensor:
         raise ValueError(f"unknown anomaly score {method!r}; expected one of {list(SCORES)}")
     spec = SCORES[method]
     if not applicable(model, spec):
-        need = "a VAE" if spec.vae_only else "a classifier" if spec.needs_classifier else "an autoencoder"
+        need = ("a VAE" if spec.vae_only else "a classifier" if spec.needs_classifier
+                else "a model trained with transform_weight > 0" if spec.needs_transform_head else "an autoencoder")
         raise ValueError(f"score {method!r} needs {need}; {type(model).__name__} supports {applicable_scores(model)}")
     return spec.fn(model, x, **kwargs)
 

@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics import CatMetric
 
 from aelab.denormals import flush_denormals
+from aelab.models.transform_head import TransformHead
 
 SCHEDULERS = ("none", "onecycle", "cosine")
 
@@ -60,12 +61,16 @@ class AelabModule(pl.LightningModule):
         """Scalar losses for a batch; must contain ``"loss"`` (the quantity minimised)."""
         raise NotImplementedError
 
+    def auxiliary_losses(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Hook: add terms shared by a family of models to :meth:`losses`' output (default: none)."""
+        return out
+
     def update_metrics(self, stage: str, out: dict[str, torch.Tensor]) -> None:
         """Hook: update torchmetrics objects from :meth:`losses`' ``_``-prefixed outputs."""
 
     # -- steps ----------------------------------------------------------------------------------
     def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
-        out = self.losses(batch)
+        out = self.auxiliary_losses(batch, self.losses(batch))
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -137,12 +142,22 @@ class AutoencoderModule(AelabModule):
         anomaly_score: the score (see :mod:`aelab.scores`) whose AUROC / AUPRC are logged as
             ``test_auroc`` / ``test_auprc`` when test batches carry ``"anomaly"`` labels, and that
             ``predict`` returns.
+        transform_weight: weight of the self-supervised transformation-prediction loss on the
+            encoder (:mod:`aelab.models.transform_head`; 0 = off). When on, the loss gains
+            ``transform_weight * {stage}_transform_ce`` (nats per image), ``{stage}_transform_acc`` is
+            logged, and the ``transform`` anomaly score applies. Subclasses call
+            :meth:`init_transform_head` once their encoder exists.
     """
 
     def __init__(self, lr: float = 1e-3, weight_decay: float = 1e-5, scheduler: str = "none",
-                 log_images: int = 8, anomaly_score: str = "mse") -> None:
+                 log_images: int = 8, anomaly_score: str = "mse", transform_weight: float = 0.0) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, scheduler=scheduler)
         from aelab.scores import SCORES, applicable, applicable_scores
+
+        if transform_weight < 0:
+            raise ValueError(f"transform_weight must be >= 0, got {transform_weight}")
+        self.transform_weight = transform_weight
+        self.transform_head: TransformHead | None = None
 
         if anomaly_score not in SCORES or not applicable(self, SCORES[anomaly_score]):
             raise ValueError(f"anomaly_score for {type(self).__name__} must be one of {applicable_scores(self)}, "
@@ -157,6 +172,21 @@ class AutoencoderModule(AelabModule):
         # test-set anomaly scores and labels, gathered across batches (and devices) by torchmetrics
         self.test_scores = CatMetric(nan_strategy="disable")  # NaN scores are reported, not dropped
         self.test_targets = CatMetric(nan_strategy="disable")
+
+    def init_transform_head(self) -> None:
+        """Build the transformation-prediction head on ``self.encoder`` if ``transform_weight > 0``."""
+        if self.transform_weight > 0:
+            self.transform_head = TransformHead(self.encoder)
+
+    def auxiliary_losses(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Adds ``transform_weight * transform_ce`` on all images of the batch (both parts of a paired batch)."""
+        if self.transform_head is None:
+            return out
+        x = torch.cat([part["image"] for part in batch.values() if isinstance(part, dict)]) \
+            if "image" not in batch else batch["image"]
+        ce, acc = self.transform_head.loss(self.encoder, x)
+        return {**out, "loss": out["loss"] + self.transform_weight * ce, "transform_ce": ce.detach(),
+                "transform_acc": acc}
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(N, C, H, W)`` in [0, 1] -> codes ``(N, latent_dim)``."""

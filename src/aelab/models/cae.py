@@ -28,7 +28,7 @@ class CAE(AutoencoderModule):
             2008, "Extracting and composing robust features with denoising autoencoders") that
             learns to in-paint missing regions, so missing or occluded parts of a test image are
             *not* reproduced and show up in the reconstruction error. 0 = a plain CAE.
-        lr, weight_decay, scheduler, log_images, anomaly_score: see :class:`AutoencoderModule`.
+        lr, weight_decay, scheduler, log_images, anomaly_score, transform_weight: see :class:`AutoencoderModule`.
 
     Logged: ``{train,val,test}_loss`` = ``{stage}_mse``, the per-pixel MSE of reconstructions of
     images in [0, 1] (mean over pixels and images).
@@ -47,13 +47,15 @@ class CAE(AutoencoderModule):
         scheduler: str = "none",
         log_images: int = 8,
         anomaly_score: str = "mse",
+        transform_weight: float = 0.0,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, scheduler=scheduler, log_images=log_images,
-                         anomaly_score=anomaly_score)
+                         anomaly_score=anomaly_score, transform_weight=transform_weight)
         self.save_hyperparameters()
         self.latent_dim = latent_dim
         self.encoder = ConvEncoder(image_shape, channels, latent_dim, hidden_dim, batch_norm=batch_norm)
         self.decoder = ConvDecoder(image_shape, channels, latent_dim, hidden_dim, batch_norm=batch_norm)
+        self.init_transform_head()
         # denoising autoencoder (Vincent et al. 2008): erase random rectangles of the training inputs,
         # reconstruct the clean image; kornia RandomErasing (Zhong et al. 2020, arXiv:1708.04896)
         self.erase = K.RandomErasing(p=denoise_erasing, scale=(0.02, 0.33), value=0.0) if denoise_erasing > 0 else None

@@ -78,12 +78,13 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         scheduler: str = "none",
         log_images: int = 8,
         anomaly_score: str = "neg_elbo",
+        transform_weight: float = 0.0,
     ) -> None:
         super().__init__(image_shape=image_shape, channels=channels, latent_dim=latent_dim, hidden_dim=hidden_dim,
                          batch_norm=batch_norm, beta=beta, likelihood=likelihood, sigma=sigma,
                          learn_sigma=learn_sigma, kl_warmup_epochs=kl_warmup_epochs, lr=lr,
                          weight_decay=weight_decay, scheduler=scheduler, log_images=log_images,
-                         anomaly_score=anomaly_score)
+                         anomaly_score=anomaly_score, transform_weight=transform_weight)
         self.save_hyperparameters()
         self.alpha = alpha
         self.classifier = mlp([latent_dim, *classifier_hidden, num_classes], dropout=dropout)

@@ -60,7 +60,7 @@ class VAE(AutoencoderModule):
             Rybkin et al. 2021, "Simple and Effective VAE Training with Calibrated Decoders").
         kl_warmup_epochs: the KL weight grows linearly from 0 to ``beta`` over this many epochs
             (0 = no warm-up). Validation and test always use the full ``beta``.
-        lr, weight_decay, scheduler, log_images, anomaly_score: see :class:`~aelab.models.base.AutoencoderModule`.
+        lr, weight_decay, scheduler, log_images, anomaly_score, transform_weight: see :class:`~aelab.models.base.AutoencoderModule`.
 
     Logged (per image, nats): ``{stage}_elbo``, ``{stage}_recon`` (``-E_q log p(x|z)``), ``{stage}_kl``,
     ``{stage}_loss`` (``recon + beta_t * kl``, the minimised quantity), and ``{stage}_mse`` (per pixel,
@@ -84,9 +84,10 @@ class VAE(AutoencoderModule):
         scheduler: str = "none",
         log_images: int = 8,
         anomaly_score: str = "neg_elbo",
+        transform_weight: float = 0.0,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, scheduler=scheduler, log_images=log_images,
-                         anomaly_score=anomaly_score)
+                         anomaly_score=anomaly_score, transform_weight=transform_weight)
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         if beta < 0 or sigma <= 0 or latent_dim < 1:
@@ -99,6 +100,7 @@ class VAE(AutoencoderModule):
         self.encoder = ConvEncoder(image_shape, channels, 2 * latent_dim, hidden_dim, batch_norm=batch_norm)
         self.decoder = ConvDecoder(image_shape, channels, latent_dim, hidden_dim, batch_norm=batch_norm,
                                    sigmoid=False)
+        self.init_transform_head()
         self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)), requires_grad=learn_sigma)
 
     # -- the two distributions --------------------------------------------------------------------
