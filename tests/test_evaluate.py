@@ -70,6 +70,21 @@ def test_evaluate_cae_subset_of_scores_then_predict_gives_same_scores(tmp_path, 
     assert max(abs(a - b) for a, b in zip(pred_scores, eval_scores)) < 1e-4
 
 
+
+def test_transform_recipe_fits_and_evaluates(tmp_path, fake_data_dir, capsys):
+    """configs/fashion5_cae_transform.yaml: fit logs the head's accuracy and the `transform` score's
+    test AUROC; evaluate reports the `transform` score next to the autoencoder's own."""
+    config = fashion5_config(tmp_path, fake_data_dir, "fashion5_cae_transform.yaml")
+    main(["fit", "--config", str(config)])
+    out = capsys.readouterr().out
+    assert "test_auroc = " in out and "test_transform_acc = " in out
+    ckpt = tmp_path / "logs" / "fashion5_cae_transform" / "version_0" / "checkpoints" / "last.ckpt"
+    main(["evaluate", "--config", str(config), "--ckpt_path", str(ckpt), "--output_dir", str(tmp_path / "e")])
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["primary_score"] == "transform"
+    assert {"transform", "mse", "knn"} <= set(metrics["scores"]) and 0 <= metrics["scores"]["transform"]["auroc"] <= 1
+    assert (tmp_path / "e" / "scores_transform.png").stat().st_size > 1000
+
 def test_semisupervised_fit_and_evaluate_anomaly_classes(tmp_path, fake_data_dir, capsys):
     config = fashion5_config(tmp_path, fake_data_dir, "fashion5_semisup.yaml")
     cfg = yaml.safe_load(config.read_text())

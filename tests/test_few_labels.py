@@ -150,3 +150,23 @@ def test_consistency_term_uses_unlabeled_images(fake_data_dir, tmp_path):
         assert (out["consistency"].item() > 0) == (rate > 0)
     with pytest.raises(ValueError, match="pseudo_threshold"):
         SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, pseudo_threshold=1.5)
+
+
+def test_transform_loss_on_paired_batches(fake_data_dir):
+    """The transformation-prediction term (``transform_weight``) is added to the objective and sees the
+    images of both parts of a paired batch."""
+    dm = Fashion5DataModule(data_dir=str(fake_data_dir), labeled_batch_size=8, **SMALL5)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    batch = batch[0] if isinstance(batch, tuple) else batch
+    torch.manual_seed(0)
+    model = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, transform_weight=2.0).train()
+    seen = []
+    original = model.transform_head.loss
+    model.transform_head.loss = lambda enc, x: seen.append(len(x)) or original(enc, x)
+    base = model.losses(batch)
+    torch.manual_seed(0)
+    out = model.auxiliary_losses(batch, dict(base))
+    assert seen == [len(batch["unlabeled"]["image"]) + len(batch["labeled"]["image"])]
+    assert torch.allclose(out["loss"], base["loss"] + 2.0 * out["transform_ce"])
+    assert 0 <= out["transform_acc"] <= 1
