@@ -72,7 +72,8 @@ class TransformHead(nn.Module):
         return self.mlp(encoder.conv(x).flatten(1))
 
     def loss(self, encoder: ConvEncoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cross-entropy (nats per image) and accuracy of predicting one random transformation per image."""
+        """Images ``(N, C, H, W)`` -> ``(cross-entropy, accuracy)``, two scalar tensors: the mean
+        cross-entropy (nats per image) and the accuracy of predicting one random transformation per image."""
         t = torch.randint(len(self.transforms), (len(x),), device=x.device)
         xt = torch.empty_like(x)
         for i, transform in enumerate(self.transforms):
