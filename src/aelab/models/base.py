@@ -182,8 +182,10 @@ class AutoencoderModule(AelabModule):
         """Adds ``transform_weight * transform_ce`` on all images of the batch (both parts of a paired batch)."""
         if self.transform_head is None:
             return out
-        x = torch.cat([part["image"] for part in batch.values() if isinstance(part, dict)]) \
-            if "image" not in batch else batch["image"]
+        if "image" in batch:
+            x = batch["image"]
+        else:  # paired {"unlabeled": ..., "labeled": ...} batch
+            x = torch.cat([part["image"] for part in batch.values() if isinstance(part, dict)])
         ce, acc = self.transform_head.loss(self.encoder, x)
         return {**out, "loss": out["loss"] + self.transform_weight * ce, "transform_ce": ce.detach(),
                 "transform_acc": acc}
