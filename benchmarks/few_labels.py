@@ -6,8 +6,10 @@ share one encoder design are trained on the same seeded labeled subset and teste
 
 * ``supervised``: EncoderClassifier from scratch (with kornia augmentation),
 * ``probe``: EncoderClassifier on the frozen pretrained encoder (head only),
-* ``finetune``: EncoderClassifier from the pretrained encoder, fine-tuned with a 10x smaller encoder lr,
-* ``semisup``: SemiSupervisedVAE trained on paired unlabeled/labeled batches.
+* ``finetune``: EncoderClassifier from the pretrained encoder, fine-tuned (encoder lr = head lr, as in
+  ``configs/finetune.yaml``),
+* ``semisup``: SemiSupervisedVAE trained on paired unlabeled/labeled batches, with the FixMatch
+  pseudo-label term (``--consistency``) of ``configs/fashion5_semisup.yaml``.
 
 Test accuracy counts in-distribution test images only. Prints a table, writes JSON and a plot of
 accuracy vs labels per class.
@@ -35,7 +37,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from aelab.data import Fashion5DataModule, FashionMNISTDataModule  # noqa: E402
 from aelab.models import VAE, EncoderClassifier, SemiSupervisedVAE  # noqa: E402
 
-ARCH = dict(channels=16, latent_dim=16, hidden_dim=256)
+ARCH = dict(channels=16, latent_dim=16, hidden_dim=256, batch_norm=True)
 
 
 def datamodule(dataset: str, labels: int | None, seed: int, **kw):
@@ -80,7 +82,7 @@ def run(dataset: str, label_counts: list[int | None], args) -> dict:
             "probe": lambda: EncoderClassifier(num_classes=num_classes, encoder_ckpt=str(ckpt), freeze_encoder=True,
                                                lr=2e-3, scheduler="onecycle"),
             "finetune": lambda: EncoderClassifier(num_classes=num_classes, encoder_ckpt=str(ckpt), augment=True,
-                                                  dropout=0.2, lr=2e-3, encoder_lr=5e-4, scheduler="onecycle"),
+                                                  dropout=0.2, lr=2e-3, encoder_lr=2e-3, scheduler="onecycle"),
         }
         for name, make in models.items():
             pl.seed_everything(args.seed, workers=True)
@@ -92,8 +94,9 @@ def run(dataset: str, label_counts: list[int | None], args) -> dict:
         if not args.skip_semisup:
             pl.seed_everything(args.seed, workers=True)
             dm_semi = datamodule(dataset, labels, args.seed, labeled_batch_size=64, batch_size=128)
-            model = SemiSupervisedVAE(num_classes=num_classes, **ARCH, alpha=args.alpha, augment=True,
-                                      scheduler="onecycle", kl_warmup_epochs=2, log_images=0)
+            model = SemiSupervisedVAE(num_classes=num_classes, **ARCH, alpha=args.alpha,
+                                      consistency=args.consistency, scheduler="onecycle", kl_warmup_epochs=2,
+                                      log_images=0)
             cpu = fit(model, dm_semi, max_epochs=args.semisup_epochs)
             row["semisup"] = {"test_acc": test_accuracy(model, dm_semi), "cpu_s": cpu, "epochs": args.semisup_epochs}
             print(f"{dataset} labels/class={key:>4} {'semisup':<10} acc {row['semisup']['test_acc']:.4f} "
@@ -127,6 +130,8 @@ def main() -> None:
     parser.add_argument("--min_steps", type=int, default=300)
     parser.add_argument("--max_steps", type=int, default=6000)
     parser.add_argument("--alpha", type=float, default=100.0)
+    parser.add_argument("--consistency", type=float, default=1.0,
+                        help="FixMatch pseudo-label weight of the semi-supervised VAE (as in configs/fashion5_semisup.yaml)")
     parser.add_argument("--skip_semisup", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="benchmarks/results/few_labels.json")

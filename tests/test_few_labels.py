@@ -170,3 +170,35 @@ def test_transform_loss_on_paired_batches(fake_data_dir):
     assert seen == [len(batch["unlabeled"]["image"]) + len(batch["labeled"]["image"])]
     assert torch.allclose(out["loss"], base["loss"] + 2.0 * out["transform_ce"])
     assert 0 <= out["transform_acc"] <= 1
+
+
+def test_shift_averaged_prediction():
+    """Test-time augmentation averages the class probabilities over the (2s+1)^2 shifted copies: a
+    one-pixel image one column left of the midline is "left" in 2 of 3 column shifts."""
+    from aelab.models.shift_averaging import shift_averaged_logits
+
+    x = torch.zeros(1, 1, 6, 6)
+    x[0, 0, 3, 2] = 1.0  # columns 0-2 are the left half
+
+    def left_or_right(images):  # (M, 1, 6, 6) -> near one-hot logits (M, 2)
+        left = images[..., :3].sum((1, 2, 3))
+        return 50.0 * torch.stack([left, images.sum((1, 2, 3)) - left], dim=1)
+
+    probs = shift_averaged_logits(left_or_right, x, 1).exp()
+    assert torch.allclose(probs, torch.tensor([[2 / 3, 1 / 3]]), atol=1e-6)
+    assert torch.allclose(shift_averaged_logits(left_or_right, x, 0), left_or_right(x).log_softmax(-1))
+    assert shift_averaged_logits(left_or_right, x[:0], 1).shape == (0, 2)  # a batch without labeled images
+    with pytest.raises(ValueError, match="max_shift"):
+        shift_averaged_logits(left_or_right, x, 6)
+
+    torch.manual_seed(0)
+    model = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, tta_shift=1)
+    images = torch.rand(3, 1, 28, 28)
+    model.eval()
+    assert torch.allclose(model.classify(images).exp().sum(-1), torch.ones(3))  # averaged probabilities
+    assert not torch.allclose(model.classify(images), model.classifier(model.encode(images)).log_softmax(-1))
+    model.train()
+    model.classifier.eval()  # no dropout: training mode predicts from the clean image alone
+    assert torch.allclose(model.classify(images), model.classifier(model.encode(images)))
+    with pytest.raises(ValueError, match="tta_shift"):
+        SemiSupervisedVAE(num_classes=5, tta_shift=-1)

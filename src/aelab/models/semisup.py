@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from aelab.models.classification import ClassificationMetricsMixin, known_class_mask
 from aelab.models.classifier import augmentation
+from aelab.models.shift_averaging import shift_averaged_logits
 from aelab.models.vae import VAE
 from aelab.nets import mlp
 
@@ -46,6 +47,9 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         consistency: weight of the pseudo-label consistency term relative to the labeled
             cross-entropy (FixMatch's lambda_u; 0 = off, the published joint loss).
         pseudo_threshold: minimum classifier probability for a pseudo-label (FixMatch's tau).
+        tta_shift: outside training, :meth:`classify` averages the class probabilities over all shifts
+            of up to this many pixels (test-time augmentation, :mod:`aelab.models.shift_averaging`;
+            0 = off). Applies to validation, test, ``aelab evaluate`` and ``aelab predict``.
         (other arguments: see :class:`~aelab.models.vae.VAE`)
 
     Logged: the VAE's ``{stage}_elbo/recon/kl/mse``, ``{stage}_ce`` (cross-entropy on labeled images),
@@ -67,6 +71,7 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         augment: bool = False,
         consistency: float = 0.0,
         pseudo_threshold: float = 0.95,
+        tta_shift: int = 0,
         batch_norm: bool = False,
         beta: float = 1.0,
         likelihood: str = "bernoulli",
@@ -93,12 +98,18 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
                              f"{pseudo_threshold}")
         self.consistency = consistency
         self.pseudo_threshold = pseudo_threshold
+        if tta_shift < 0:
+            raise ValueError(f"tta_shift must be >= 0 pixels, got {tta_shift}")
+        self.tta_shift = tta_shift
         self.augment = augmentation() if augment else None
         self.consistency_augment = augmentation() if consistency > 0 else None
         self.init_classification_metrics(num_classes)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits ``(N, num_classes)`` of images ``(N, C, H, W)``, from the posterior mean."""
+        """Class logits ``(N, num_classes)`` of images ``(N, C, H, W)``, from the posterior mean
+        (outside training with ``tta_shift > 0``: log-probabilities averaged over shifted copies)."""
+        if self.tta_shift and not self.training:
+            return shift_averaged_logits(lambda v: self.classifier(self.encode(v)), x, self.tta_shift)
         return self.classifier(self.encode(x))
 
     def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -115,6 +126,8 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         t = self.elbo_terms(x)
         if self.training and self.augment is not None and mask.any():
             logits = self.classify(self.augment(x[mask]))
+        elif self.tta_shift and not self.training:
+            logits = self.classify(x[mask])
         else:
             logits = self.classifier(t["mu"][mask])
         labels = y[mask]
