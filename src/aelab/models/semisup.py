@@ -49,7 +49,7 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         pseudo_threshold: minimum classifier probability for a pseudo-label (FixMatch's tau).
         tta_shift: outside training, :meth:`classify` averages the class probabilities over all shifts
             of up to this many pixels (test-time augmentation, :mod:`aelab.models.shift_averaging`;
-            0 = off). Applies to validation, test, ``aelab evaluate`` and ``aelab predict``.
+            0 = off). Applies to validation, test and ``aelab evaluate`` (predicted classes, ``msp``).
         (other arguments: see :class:`~aelab.models.vae.VAE`)
 
     Logged: the VAE's ``{stage}_elbo/recon/kl/mse``, ``{stage}_ce`` (cross-entropy on labeled images),
