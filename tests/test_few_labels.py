@@ -8,6 +8,7 @@ from aelab.checkpoint import CheckpointError
 from aelab.data import Fashion5DataModule, FashionMNISTDataModule
 from aelab.evaluation.classes import anomaly_class_counts
 from aelab.models import CAE, VAE, EncoderClassifier, SemiSupervisedVAE
+from aelab.models.shift_averaging import shift_averaged_logits
 
 SMALL5 = dict(num_unlabeled=150, num_labeled=40, num_test_normal=60, num_anomalies=20,
               download=False, verify=False, batch_size=32)
@@ -175,8 +176,6 @@ def test_transform_loss_on_paired_batches(fake_data_dir):
 def test_shift_averaged_prediction():
     """Test-time augmentation averages the class probabilities over the (2s+1)^2 shifted copies: a
     one-pixel image one column left of the midline is "left" in 2 of 3 column shifts."""
-    from aelab.models.shift_averaging import shift_averaged_logits
-
     x = torch.zeros(1, 1, 6, 6)
     x[0, 0, 3, 2] = 1.0  # columns 0-2 are the left half
 
