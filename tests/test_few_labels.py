@@ -2,6 +2,7 @@
 
 import lightning.pytorch as pl
 import pytest
+import kornia.augmentation as K
 import torch
 
 from aelab.checkpoint import CheckpointError
@@ -151,6 +152,24 @@ def test_consistency_term_uses_unlabeled_images(fake_data_dir, tmp_path):
         assert (out["consistency"].item() > 0) == (rate > 0)
     with pytest.raises(ValueError, match="pseudo_threshold"):
         SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, pseudo_threshold=1.5)
+
+
+def test_augment_flip_switches_flips_off():
+    """``augment_flip=False`` removes the horizontal flip from both the labeled and the consistency
+    augmentation (shifts and erasing stay); a flipped copy of an asymmetric image never comes out."""
+    def flips(module):
+        return [m for m in module.modules() if isinstance(m, K.RandomHorizontalFlip)]
+
+    kw = dict(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, augment=True, consistency=1.0)
+    on, off = SemiSupervisedVAE(**kw), SemiSupervisedVAE(augment_flip=False, **kw)
+    assert len(flips(on.augment)) == len(flips(on.consistency_augment)) == 1
+    assert flips(off.augment) == flips(off.consistency_augment) == []
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 28, 28)
+    x[..., 3:25, 2:6] = 1.0  # a bar near the left edge, too tall for one erased patch (<= 15 % of 784 px)
+    for aug in (off.augment, off.consistency_augment):
+        out = aug(x)  # a flip moves the bar 16+ pixels to the right, a 10 % shift <= 3 pixels
+        assert (out[..., 14:].sum((1, 2, 3)) < out[..., :14].sum((1, 2, 3))).all()
 
 
 def test_transform_loss_on_paired_batches(fake_data_dir):

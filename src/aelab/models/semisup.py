@@ -44,6 +44,8 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         augment: the cross-entropy of labeled training images is computed on kornia-augmented
             copies (random shifts, flips, erasing; see :func:`aelab.models.classifier.augmentation`);
             the ELBO always sees the clean images.
+        augment_flip: include random horizontal flips in that augmentation and in the consistency
+            term's (False: shifts and erasing only).
         consistency: weight of the pseudo-label consistency term relative to the labeled
             cross-entropy (FixMatch's lambda_u; 0 = off, the published joint loss).
         pseudo_threshold: minimum classifier probability for a pseudo-label (FixMatch's tau).
@@ -69,6 +71,7 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         dropout: float = 0.2,
         alpha: float = 100.0,
         augment: bool = False,
+        augment_flip: bool = True,
         consistency: float = 0.0,
         pseudo_threshold: float = 0.95,
         tta_shift: int = 0,
@@ -101,8 +104,8 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         if tta_shift < 0:
             raise ValueError(f"tta_shift must be >= 0 pixels, got {tta_shift}")
         self.tta_shift = tta_shift
-        self.augment = augmentation() if augment else None
-        self.consistency_augment = augmentation() if consistency > 0 else None
+        self.augment = augmentation(flip=augment_flip) if augment else None
+        self.consistency_augment = augmentation(flip=augment_flip) if consistency > 0 else None
         self.init_classification_metrics(num_classes)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
