@@ -1,8 +1,8 @@
 """Semi-supervised VAE, encoder classifier and the few-label data options (tiny, synthetic data)."""
 
+import kornia.augmentation as K
 import lightning.pytorch as pl
 import pytest
-import kornia.augmentation as K
 import torch
 
 from aelab.checkpoint import CheckpointError
