@@ -47,3 +47,53 @@ def test_ema_decay_warms_up():
 def test_ema_decay_is_checked():
     with pytest.raises(ValueError, match="decay must be in"):
         EMAWeights(decay=1.0)
+
+
+def test_ema_pseudo_labels_come_from_the_averaged_weights():
+    """``pseudo_labels="ema"``: the teacher (EMA copy, eval mode) gives the pseudo-labels, not the student."""
+    from torch.optim.swa_utils import AveragedModel
+
+    torch.manual_seed(0)
+    model = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, dropout=0.5,
+                              consistency=1.0, pseudo_labels="ema").train()
+    ema = EMAWeights()
+    ema._average_model = AveragedModel(model)
+    teacher = ema.averaged_module
+    with torch.no_grad():
+        teacher.classifier[-1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 50.0, 0.0]))  # the teacher says class 3
+    model._trainer = pl.Trainer(logger=False, callbacks=[ema], enable_progress_bar=False)
+    x = torch.rand(16, 1, 28, 28)
+    mu = model.encode(x)
+    probs = model.pseudo_label_probs(x, mu)
+    assert probs.shape == (16, 5)
+    assert (probs.argmax(-1) == 3).all() and (probs.max(-1).values > 0.99).all()
+    assert not (model.classifier(mu).argmax(-1) == 3).all()  # the student would not
+    assert torch.equal(probs, model.pseudo_label_probs(x, mu))  # eval mode: no dropout
+    assert teacher.training  # its mode is restored
+    model.pseudo_labels = "student"
+    assert not torch.equal(model.pseudo_label_probs(x, mu), probs)
+
+
+def test_ema_pseudo_labels_need_the_callback(fake_data_dir, tmp_path):
+    dm = Fashion5DataModule(data_dir=str(fake_data_dir), **SMALL5)
+    model = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, consistency=1.0,
+                              pseudo_labels="ema")
+    trainer = pl.Trainer(default_root_dir=tmp_path, logger=False, max_epochs=1, limit_train_batches=2,
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match="needs the aelab.weight_averaging.EMAWeights callback"):
+        trainer.fit(model, dm)
+    with pytest.raises(ValueError, match="pseudo_labels must be one of"):
+        SemiSupervisedVAE(pseudo_labels="teacher")
+
+
+def test_ema_pseudo_labels_train(fake_data_dir, tmp_path):
+    """A short fit with EMA pseudo-labels runs and logs the pseudo-label rate."""
+    dm = Fashion5DataModule(data_dir=str(fake_data_dir), **SMALL5)
+    model = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, lr=1e-2, consistency=1.0,
+                              pseudo_threshold=0.0, pseudo_labels="ema")
+    trainer = pl.Trainer(default_root_dir=tmp_path, logger=False, max_epochs=1, limit_train_batches=3,
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         callbacks=[EMAWeights(decay=0.5)])
+    trainer.fit(model, dm)
+    assert trainer.callback_metrics["train_pseudo_rate"] == 1.0  # threshold 0: every unlabeled image
+    assert torch.isfinite(trainer.callback_metrics["train_consistency"])

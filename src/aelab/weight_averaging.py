@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.trainer.states import TrainerFn
@@ -61,3 +62,18 @@ class EMAWeights(WeightAveraging):
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         if trainer.state.fn == TrainerFn.FITTING:
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+    @property
+    def averaged_module(self) -> torch.nn.Module | None:
+        """The EMA copy of the model (a module of the same class, kept by Lightning's
+        :class:`~torch.optim.swa_utils.AveragedModel`); ``None`` before ``fit`` has set it up."""
+        return None if self._average_model is None else self._average_model.module
+
+
+def ema_teacher(trainer: pl.Trainer | None) -> torch.nn.Module | None:
+    """The EMA copy of the model from the trainer's :class:`EMAWeights` callback (Mean Teacher's
+    teacher, Tarvainen & Valpola 2017, arXiv:1703.01780), or ``None`` when there is none yet."""
+    for callback in getattr(trainer, "callbacks", None) or []:
+        if isinstance(callback, EMAWeights):
+            return callback.averaged_module
+    return None

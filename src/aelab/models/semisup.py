@@ -17,6 +17,11 @@ arXiv:2001.07685, Eq. 4): for each unlabeled image the classifier's prediction o
 classifier must predict it on an augmented copy:
 
     loss += alpha * consistency * mean over unlabeled images [1(max p >= tau) * CE(argmax p, f(mu(aug(x))))]
+
+With ``pseudo_labels="ema"``, ``p`` comes from the exponential moving average of the weights kept by
+:class:`aelab.weight_averaging.EMAWeights`, in eval mode (no dropout, averaged BatchNorm statistics):
+the teacher of Mean Teacher (Tarvainen & Valpola 2017, arXiv:1703.01780), used as the source of
+FixMatch's hard pseudo-labels.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from aelab.models.classifier import augmentation
 from aelab.models.shift_averaging import shift_averaged_logits
 from aelab.models.vae import VAE
 from aelab.nets import mlp
+from aelab.weight_averaging import ema_teacher
+
+PSEUDO_LABEL_SOURCES = ("student", "ema")
 
 
 class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
@@ -49,6 +57,9 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         consistency: weight of the pseudo-label consistency term relative to the labeled
             cross-entropy (FixMatch's lambda_u; 0 = off, the published joint loss).
         pseudo_threshold: minimum classifier probability for a pseudo-label (FixMatch's tau).
+        pseudo_labels: which weights predict the pseudo-labels: ``"student"`` (the model being trained,
+            in training mode, as in FixMatch) or ``"ema"`` (the EMA weights in eval mode; needs the
+            :class:`~aelab.weight_averaging.EMAWeights` callback).
         tta_shift: outside training, :meth:`classify` averages the class probabilities over all shifts
             of up to this many pixels (test-time augmentation, :mod:`aelab.models.shift_averaging`;
             0 = off). Applies to validation, test and ``aelab evaluate`` (predicted classes, ``msp``).
@@ -74,6 +85,7 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         augment_flip: bool = True,
         consistency: float = 0.0,
         pseudo_threshold: float = 0.95,
+        pseudo_labels: str = "student",
         tta_shift: int = 0,
         batch_norm: bool = False,
         beta: float = 1.0,
@@ -101,6 +113,9 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
                              f"{pseudo_threshold}")
         self.consistency = consistency
         self.pseudo_threshold = pseudo_threshold
+        if pseudo_labels not in PSEUDO_LABEL_SOURCES:
+            raise ValueError(f"pseudo_labels must be one of {PSEUDO_LABEL_SOURCES}, got {pseudo_labels!r}")
+        self.pseudo_labels = pseudo_labels
         if tta_shift < 0:
             raise ValueError(f"tta_shift must be >= 0 pixels, got {tta_shift}")
         self.tta_shift = tta_shift
@@ -150,7 +165,30 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         with posterior means ``mu`` ``(N, latent_dim)``: returns the mean masked cross-entropy
         (nats per unlabeled image) and the fraction of images whose pseudo-label is kept."""
         with torch.no_grad():
-            confidence, pseudo = self.classifier(mu).softmax(-1).max(-1)
+            confidence, pseudo = self.pseudo_label_probs(x, mu).max(-1)
             keep = (confidence >= self.pseudo_threshold).float()
         ce = F.cross_entropy(self.classify(self.consistency_augment(x)), pseudo, reduction="none")
         return (ce * keep).mean(), keep.mean()
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self.consistency > 0 and self.pseudo_labels == "ema" and ema_teacher(self._trainer) is None:
+            raise ValueError("pseudo_labels='ema' needs the aelab.weight_averaging.EMAWeights callback in "
+                             "trainer.callbacks (it keeps the averaged weights); add it or use pseudo_labels='student'")
+
+    @torch.no_grad()
+    def pseudo_label_probs(self, x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``(N, num_classes)`` that give the pseudo-labels of unlabeled images
+        ``(N, C, H, W)``: the classifier on their posterior means ``mu`` ``(N, latent_dim)``, or the EMA
+        teacher on the images (``pseudo_labels="ema"``)."""
+        if self.pseudo_labels == "student":
+            return self.classifier(mu).softmax(-1)
+        teacher = ema_teacher(self._trainer)
+        if teacher is None:
+            raise RuntimeError("pseudo_labels='ema': no EMAWeights callback with averaged weights is attached")
+        was_training = teacher.training
+        teacher.eval()
+        try:
+            return teacher.classifier(teacher.encode(x)).softmax(-1)
+        finally:
+            teacher.train(was_training)
