@@ -180,7 +180,12 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
     def pseudo_label_probs(self, x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``(N, num_classes)`` that give the pseudo-labels of unlabeled images
         ``(N, C, H, W)``: the classifier on their posterior means ``mu`` ``(N, latent_dim)``, or the EMA
-        teacher on the images (``pseudo_labels="ema"``)."""
+        teacher on the images (``pseudo_labels="ema"``).
+
+        Raises:
+            RuntimeError: ``pseudo_labels="ema"`` and no :class:`~aelab.weight_averaging.EMAWeights`
+                callback with averaged weights is attached (``fit`` checks this at the start).
+        """
         if self.pseudo_labels == "student":
             return self.classifier(mu).softmax(-1)
         teacher = ema_teacher(self._trainer)
