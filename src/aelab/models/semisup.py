@@ -164,9 +164,8 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         """FixMatch pseudo-label term (Sohn et al. 2020, Eq. 4) for unlabeled images ``(N, C, H, W)``
         with posterior means ``mu`` ``(N, latent_dim)``: returns the mean masked cross-entropy
         (nats per unlabeled image) and the fraction of images whose pseudo-label is kept."""
-        with torch.no_grad():
-            confidence, pseudo = self.pseudo_label_probs(x, mu).max(-1)
-            keep = (confidence >= self.pseudo_threshold).float()
+        confidence, pseudo = self.pseudo_label_probs(x, mu).max(-1)  # no gradient (see its decorator)
+        keep = (confidence >= self.pseudo_threshold).float()
         ce = F.cross_entropy(self.classify(self.consistency_augment(x)), pseudo, reduction="none")
         return (ce * keep).mean(), keep.mean()
 
