@@ -172,6 +172,26 @@ def test_augment_flip_switches_flips_off():
         assert (out[..., 14:].sum((1, 2, 3)) < out[..., :14].sum((1, 2, 3))).all()
 
 
+def test_augment_erase_sets_the_erasing_probability():
+    """``augment_erase`` is the random-erasing probability of both augmentations; 0 removes erasing,
+    so no pixel of a white image turns black (a sub-pixel shift interpolates, and moves the zero fill in
+    at the border only)."""
+    def erasers(module):
+        return [m for m in module.modules() if isinstance(m, K.RandomErasing)]
+
+    kw = dict(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, augment=True, consistency=1.0)
+    on, off = SemiSupervisedVAE(augment_erase=1.0, **kw), SemiSupervisedVAE(augment_erase=0.0, **kw)
+    assert [e.p for e in erasers(on.augment) + erasers(on.consistency_augment)] == [1.0, 1.0]
+    assert erasers(off.augment) == erasers(off.consistency_augment) == []
+    torch.manual_seed(0)
+    x = torch.ones(32, 1, 28, 28)
+    centre = (slice(None), slice(None), slice(4, 24), slice(4, 24))  # a 10 % shift moves the border <= 3 px
+    assert (off.consistency_augment(x)[centre] > 0.99).all()
+    assert ((on.consistency_augment(x)[centre] == 0).flatten(1).any(1)).float().mean() > 0.5
+    with pytest.raises(ValueError, match="augment_erase"):
+        SemiSupervisedVAE(augment_erase=1.5, **kw)
+
+
 def test_transform_loss_on_paired_batches(fake_data_dir):
     """The transformation-prediction term (``transform_weight``) is added to the objective and sees the
     images of both parts of a paired batch."""

@@ -54,6 +54,8 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
             the ELBO always sees the clean images.
         augment_flip: include random horizontal flips in that augmentation and in the consistency
             term's (False: shifts and erasing only).
+        augment_erase: probability of random erasing (Zhong et al. 2020) in both augmentations (0 = off:
+            shifts and flips only, FixMatch's weak augmentation).
         consistency: weight of the pseudo-label consistency term relative to the labeled
             cross-entropy (FixMatch's lambda_u; 0 = off, the published joint loss).
         pseudo_threshold: minimum classifier probability for a pseudo-label (FixMatch's tau).
@@ -83,6 +85,7 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         alpha: float = 100.0,
         augment: bool = False,
         augment_flip: bool = True,
+        augment_erase: float = 0.25,
         consistency: float = 0.0,
         pseudo_threshold: float = 0.95,
         pseudo_labels: str = "student",
@@ -119,8 +122,10 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         if tta_shift < 0:
             raise ValueError(f"tta_shift must be >= 0 pixels, got {tta_shift}")
         self.tta_shift = tta_shift
-        self.augment = augmentation(flip=augment_flip) if augment else None
-        self.consistency_augment = augmentation(flip=augment_flip) if consistency > 0 else None
+        if not 0.0 <= augment_erase <= 1.0:
+            raise ValueError(f"augment_erase is a probability in [0, 1], got {augment_erase}")
+        self.augment = augmentation(flip=augment_flip, erase=augment_erase) if augment else None
+        self.consistency_augment = augmentation(flip=augment_flip, erase=augment_erase) if consistency > 0 else None
         self.init_classification_metrics(num_classes)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
