@@ -12,7 +12,7 @@ import pytest
 matplotlib.use("Agg")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from aelab.data.idx import FASHION_MNIST_FILES, SYSTEM_DIR, write_idx  # noqa: E402
+from aelab.data.sources.idx import FASHION_MNIST_FILES, SYSTEM_DIR, write_idx  # noqa: E402
 
 REAL_DATA = all((SYSTEM_DIR / f"{spec.name}.gz").exists() for spec in FASHION_MNIST_FILES.values())
 requires_real_data = pytest.mark.skipif(

@@ -23,7 +23,7 @@ def test_fashion5_splits_remapping_and_anomalies(fake_data_dir):
     assert torch.equal(test.extras["anomaly"], (kinds > 0).long())
     assert (test.labels[kinds == 2] == -1).all() and (test.labels[kinds < 2] >= 0).all()
     batch = next(iter(dm.test_dataloader()))
-    assert {"image", "label", "anomaly", "anomaly_type", "labeled"} <= set(batch)
+    assert {"input", "label", "anomaly", "anomaly_type", "labeled"} <= set(batch)
 
 
 def test_fashion5_is_seeded(fake_data_dir):

@@ -27,7 +27,7 @@ def test_cae_fit_decreases_loss(fake_data_dir, tmp_path):
     with torch.no_grad():
         after = model.losses(batch)["loss"].item()
     assert after < 0.6 * before
-    assert model.encode(batch["image"]).shape == (len(batch["image"]), 6)
+    assert model.encode(batch["input"]).shape == (len(batch["input"]), 6)
 
 
 def test_cae_onecycle_and_bad_args(fake_data_dir, tmp_path):

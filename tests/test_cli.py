@@ -1,43 +1,11 @@
 """End-to-end CLI runs on a tiny synthetic data set (seconds)."""
 
-from pathlib import Path
-
 import pytest
 import torch
-import yaml
 
 from aelab.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_config(tmp_path: Path, data_dir: Path, recipe: str = "cae.yaml", **model) -> Path:
-    """The shipped recipe with a tiny model, synthetic data and a temporary log directory."""
-    config = yaml.safe_load((ROOT / "configs" / recipe).read_text())
-    config["trainer"].update(max_epochs=2, limit_train_batches=3, limit_val_batches=2,
-                             enable_progress_bar=False, enable_model_summary=False)
-    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
-    config["model"]["init_args"].update(channels=4, latent_dim=4, hidden_dim=16, **model)
-    config["data"]["init_args"].update(data_dir=str(data_dir), download=False, verify=False,
-                                        batch_size=32, val_size=60)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def event_scalars_and_images(log_dir: Path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = sorted(log_dir.rglob("events.out.tfevents.*"))
-    assert events, f"no event file under {log_dir}"
-    tags = {"scalars": set(), "images": set()}
-    for e in events:
-        acc = EventAccumulator(str(e), size_guidance={"images": 0})
-        acc.Reload()
-        tags["scalars"] |= set(acc.Tags()["scalars"])
-        tags["images"] |= set(acc.Tags()["images"])
-    return tags
+from helpers import ROOT, event_tags, tiny_config
 
 
 def test_cli_fit_tests_best_checkpoint_and_logs(tmp_path, fake_data_dir, capsys):
@@ -48,7 +16,7 @@ def test_cli_fit_tests_best_checkpoint_and_logs(tmp_path, fake_data_dir, capsys)
     run = tmp_path / "logs" / "cae" / "version_0"
     ckpts = {p.name for p in (run / "checkpoints").iterdir()}
     assert "last.ckpt" in ckpts and any(n.startswith("best-") for n in ckpts)
-    tags = event_scalars_and_images(run)
+    tags = event_tags(run)
     assert {"train_loss", "val_loss", "test_mse"} <= tags["scalars"]
     assert "val/reconstructions" in tags["images"]
     # the checkpoint re-creates its model and loads with weights_only=True

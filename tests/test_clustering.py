@@ -5,7 +5,7 @@ import pytest
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.metrics import adjusted_rand_score
 
-from aelab.clustering import (
+from aelab.latent.clustering import (
     EquilibriumKMeans,
     cluster_metrics,
     default_alpha,

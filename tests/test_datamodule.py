@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from aelab.data import FashionMNISTDataModule
-from aelab.data.base import seeded_split
+from aelab.data.splits import seeded_split
 
 from conftest import requires_real_data
 
@@ -18,8 +18,8 @@ def test_split_sizes_and_batches(fake_data_dir):
     dm.setup("fit")
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (350, 50, 200)
     batch = next(iter(dm.train_dataloader()))
-    assert batch["image"].shape == (32, 1, 28, 28) and batch["image"].dtype == torch.float32
-    assert 0.0 <= float(batch["image"].min()) and float(batch["image"].max()) <= 1.0
+    assert batch["input"].shape == (32, 1, 28, 28) and batch["input"].dtype == torch.float32
+    assert 0.0 <= float(batch["input"].min()) and float(batch["input"].max()) <= 1.0
     assert batch["label"].dtype == torch.int64
     assert sum(len(b["label"]) for b in dm.val_dataloader()) == 50
 
@@ -37,18 +37,18 @@ def test_split_is_seeded_and_disjoint(fake_data_dir):
 def test_padding_and_class_subset(fake_data_dir):
     dm = make(fake_data_dir, pad_to_32=True, classes=["Trouser", 5, "Bag"], val_size=0.2)
     dm.setup("fit")
-    assert dm.image_shape == (1, 32, 32)
+    assert dm.input_shape == (1, 32, 32)
     assert dm.class_names == ("Trouser", "Sandal", "Bag")
     batch = next(iter(dm.test_dataloader()))
-    assert batch["image"].shape[1:] == (1, 32, 32)
+    assert batch["input"].shape[1:] == (1, 32, 32)
     assert set(batch["label"].tolist()) <= {0, 1, 2}
     assert len(dm.train_set) + len(dm.val_set) == 120  # 40 images of each of the three classes
 
 
 def test_bad_class_and_split_errors(fake_data_dir):
-    with pytest.raises(ValueError, match="unknown Fashion-MNIST class 'Jacket'"):
-        make(fake_data_dir, classes=["Jacket"])
-    with pytest.raises(ValueError, match="val_size=10000 does not fit the 400 training images"):
+    with pytest.raises(ValueError, match="unknown class 'Jacket'"):
+        make(fake_data_dir, classes=["Jacket"]).setup("fit")
+    with pytest.raises(ValueError, match="val_size=10000 does not fit 400"):
         make(fake_data_dir, val_size=10_000).setup("fit")
 
 
@@ -68,4 +68,4 @@ def test_real_fashion_mnist_datamodule():
     counts = np.bincount(dm.test_set.labels.numpy(), minlength=10)
     assert counts.tolist() == [1000] * 10
     batch = next(iter(dm.train_dataloader()))
-    assert batch["image"].shape == (128, 1, 28, 28)
+    assert batch["input"].shape == (128, 1, 28, 28)

@@ -8,20 +8,8 @@ import yaml
 
 from aelab.checkpoint import read_checkpoint
 from aelab.cli import main
-from aelab.evaluation.report import evaluate_report
 
-from test_cli import tiny_config
-
-FASHION5_SMALL = dict(num_unlabeled=150, num_labeled=40, num_test_normal=60, num_anomalies=20)
-
-
-def fashion5_config(tmp_path, data_dir, recipe, **model):
-    path = tiny_config(tmp_path, data_dir, recipe, **model)
-    config = yaml.safe_load(path.read_text())
-    config["data"]["init_args"].pop("val_size")
-    config["data"]["init_args"].update(anomaly_kind="both", **FASHION5_SMALL)
-    path.write_text(yaml.safe_dump(config))
-    return path
+from helpers import fashion5_config, tiny_config
 
 
 def test_evaluate_vae_writes_metrics_and_figures(tmp_path, fake_data_dir, capsys):
@@ -48,7 +36,10 @@ def test_evaluate_vae_writes_metrics_and_figures(tmp_path, fake_data_dir, capsys
 
 
 def test_evaluate_cae_subset_of_scores_then_predict_gives_same_scores(tmp_path, fake_data_dir, capsys):
-    config = fashion5_config(tmp_path, fake_data_dir, "fashion5_cae.yaml", anomaly_score="knn")
+    config = fashion5_config(tmp_path, fake_data_dir, "fashion5_cae.yaml")
+    cfg = yaml.safe_load(config.read_text())
+    cfg["scorer"] = {"score": "knn"}
+    config.write_text(yaml.safe_dump(cfg))
     main(["fit", "--config", str(config), "--test_after_fit", "false"])
     ckpt = tmp_path / "logs" / "fashion5_cae" / "version_0" / "checkpoints" / "last.ckpt"
     # the run's own config.yaml (written by fit, with fit's weights_only key) works for evaluate
@@ -58,10 +49,11 @@ def test_evaluate_cae_subset_of_scores_then_predict_gives_same_scores(tmp_path, 
           "--scores", "[mse, knn]"])
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert set(metrics["scores"]) == {"mse", "knn"} and metrics["primary_score"] == "knn"
-    assert read_checkpoint(tmp_path / "e" / "scored.ckpt")["score_settings"] == {"knn": {"k": 5}}
+    saved = read_checkpoint(tmp_path / "e" / "scored.ckpt")["state_dict"]["scorer._extra_state"]
+    assert saved["score"] == "knn" and saved["settings"] == {"k": 5} and saved["stats_fitted"]
     # the latent statistics travel in scored.ckpt: `aelab predict` reproduces evaluate's scores
     main(["predict", "--config", str(config), "--ckpt_path", str(tmp_path / "e" / "scored.ckpt")])
-    written = next((tmp_path / "logs").rglob("predictions.csv"))
+    written = tmp_path / "e" / "predict" / "predictions.csv"
     with open(written) as f:
         pred_scores = [float(row["score"]) for row in csv.DictReader(f)]
     with open(tmp_path / "e" / "predictions.csv") as f:
@@ -115,13 +107,16 @@ def test_supervised_and_finetune_recipes_run(tmp_path, fake_data_dir, capsys):
         if recipe == "finetune.yaml":
             for key in ("channels", "latent_dim", "hidden_dim"):
                 cfg["model"]["init_args"].pop(key)
-            cfg["model"]["init_args"]["encoder_ckpt"] = str(tmp_path / "cae" / "logs" / "cae" / "*" / "checkpoints"
-                                                            / "last.ckpt")
+            cfg["model"]["init_args"]["encoder"]["init_args"]["path"] = str(
+                tmp_path / "cae" / "logs" / "cae" / "*" / "checkpoints" / "last.ckpt")
         path.write_text(yaml.safe_dump(cfg))
         main(["fit", "--config", str(path)])
         assert "test_acc = " in capsys.readouterr().out
 
 
-def test_evaluate_rejects_unknown_local_residual():
-    with pytest.raises(ValueError, match="--local_residual must be one of"):
-        evaluate_report(None, None, None, local_residual="signed")
+def test_evaluate_rejects_unknown_local_residual(tmp_path, fake_data_dir):
+    config = fashion5_config(tmp_path, fake_data_dir, "fashion5_cae.yaml")
+    main(["fit", "--config", str(config), "--test_after_fit", "false"])
+    ckpt = tmp_path / "logs" / "fashion5_cae" / "version_0" / "checkpoints" / "last.ckpt"
+    with pytest.raises(ValueError, match="residual must be one of"):
+        main(["evaluate", "--config", str(config), "--ckpt_path", str(ckpt), "--local_residual", "signed"])

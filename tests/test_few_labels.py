@@ -5,11 +5,11 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from aelab.checkpoint import CheckpointError
+from aelab.checkpoint import CheckpointError, PretrainedEncoder
 from aelab.data import Fashion5DataModule, FashionMNISTDataModule
 from aelab.evaluation.classes import anomaly_class_counts
 from aelab.models import CAE, VAE, EncoderClassifier, SemiSupervisedVAE
-from aelab.models.shift_averaging import shift_averaged_logits
+from aelab.models.tta import shift_averaged_logits
 
 SMALL5 = dict(num_unlabeled=150, num_labeled=40, num_test_normal=60, num_anomalies=20,
               download=False, verify=False, batch_size=32)
@@ -55,10 +55,10 @@ def test_classifier_head_shapes():
 
 def test_label_smoothing_in_training_only():
     model = EncoderClassifier(num_classes=4, channels=4, latent_dim=5, hidden_dim=16, label_smoothing=0.2)
-    batch = {"image": torch.rand(6, 1, 28, 28), "label": torch.tensor([0, 1, 2, 3, 0, 1])}
+    batch = {"input": torch.rand(6, 1, 28, 28), "label": torch.tensor([0, 1, 2, 3, 0, 1])}
     model.eval()
     with torch.no_grad():
-        logits = model.classify(batch["image"])
+        logits = model.classify(batch["input"])
         plain = model.losses(batch)["loss"]
         model.train()
         model.head.eval()  # no dropout, so the logits stay the same
@@ -81,7 +81,7 @@ def save_ckpt(model, path):
 def test_encoder_from_checkpoint_and_freezing(source, fake_data_dir, tmp_path):
     ae = source(channels=4, latent_dim=6, hidden_dim=16)
     ckpt = save_ckpt(ae, tmp_path / "ae.ckpt")
-    model = EncoderClassifier(num_classes=10, encoder_ckpt=ckpt, freeze_encoder=True)
+    model = EncoderClassifier(num_classes=10, encoder=PretrainedEncoder(ckpt), freeze_encoder=True)
     x = torch.rand(4, 1, 28, 28)
     assert torch.allclose(model.features(x), ae.encode(x), atol=1e-6)  # CAE code / VAE posterior mean
     assert model.hparams.latent_dim == 6 and model.hparams.channels == 4
@@ -99,11 +99,11 @@ def test_encoder_from_checkpoint_and_freezing(source, fake_data_dir, tmp_path):
 
 def test_finetune_uses_smaller_encoder_lr(tmp_path):
     save_ckpt(CAE(channels=4, latent_dim=6, hidden_dim=16), tmp_path / "ae.ckpt")
-    model = EncoderClassifier(num_classes=10, encoder_ckpt=str(tmp_path / "*.ckpt"), lr=1e-3)
+    model = EncoderClassifier(num_classes=10, encoder=PretrainedEncoder(str(tmp_path / "*.ckpt")), lr=1e-3)
     assert model.pretrained and model.hparams.pretrained_encoder  # the glob resolved to the file
     assert [g["lr"] for g in model.parameter_groups()] == [1e-3, 1e-4]
     with pytest.raises(CheckpointError, match="no checkpoint matches"):
-        EncoderClassifier(encoder_ckpt=str(tmp_path / "missing-*.ckpt"))
+        PretrainedEncoder(str(tmp_path / "missing-*.ckpt"))
 
 
 def test_semisupervised_loss_uses_labeled_batches(fake_data_dir, tmp_path):
@@ -207,7 +207,7 @@ def test_transform_loss_on_paired_batches(fake_data_dir):
     base = model.losses(batch)
     torch.manual_seed(0)
     out = model.auxiliary_losses(batch, dict(base))
-    assert seen == [len(batch["unlabeled"]["image"]) + len(batch["labeled"]["image"])]
+    assert seen == [len(batch["unlabeled"]["input"]) + len(batch["labeled"]["input"])]
     assert torch.allclose(out["loss"], base["loss"] + 2.0 * out["transform_ce"])
     assert 0 <= out["transform_acc"] <= 1
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aelab.data.idx import (
+from aelab.data.sources.idx import (
     FASHION_MNIST_FILES,
     SYSTEM_DIR,
     DataError,

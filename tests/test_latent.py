@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
-from test_cli import tiny_config
 
 from aelab.cli import main
 from aelab.data import CLASS_NAMES, FashionMNISTDataModule
@@ -18,14 +17,17 @@ from aelab.latent.generate import (
     SAMPLER_PRIOR,
     decode,
     different_class_pairs,
-    fit_gaussian,
     interpolate,
     latent_plane_grid,
     sample_images,
 )
 from aelab.latent.probe import linear_probe
-from aelab.latent.report import add_projector, default_output_dir, sprite_images
+from aelab.latent.write import add_projector, sprite_images
 from aelab.models import CAE, VAE
+from aelab.runs import output_dir, run_dir
+from aelab.scoring.latent_stats import gaussian_fit
+
+from helpers import tiny_config
 
 
 def n_points(fig: Figure) -> int:
@@ -99,8 +101,8 @@ def test_sampling_interpolation_and_decode():
     torch.manual_seed(0)
     cae, vae = CAE(channels=4, latent_dim=3, hidden_dim=16), VAE(channels=4, latent_dim=3, hidden_dim=16)
     codes = np.random.default_rng(0).normal(size=(500, 3)) * [1, 2, 3] + 5
-    mean, cov = fit_gaussian(codes)
-    assert mean.shape == (3,) and cov.shape == (3, 3) and np.allclose(np.diag(cov), [1, 4, 9], rtol=0.2)
+    mean, cov = gaussian_fit(codes)
+    assert mean.shape == (3,) and cov.shape == (3, 3) and np.allclose(np.diag(cov.numpy()), [1, 4, 9], rtol=0.2)
     images, sampler = sample_images(cae, 6, train_codes=codes, seed=0)
     assert images.shape == (6, 1, 28, 28) and sampler == SAMPLER_GAUSSIAN
     assert 0 <= images.min() and images.max() <= 1
@@ -150,9 +152,12 @@ def test_projector_files_are_written(tmp_path):
     assert sprite_images(torch.rand(400, 1, 500, 500)).shape[-1] * 20 <= 8192
 
 
-def test_default_output_dir():
-    assert default_output_dir("runs/cae/version_3/checkpoints/best.ckpt") == Path("runs/cae/version_3/latent")
-    assert default_output_dir("somewhere/model.ckpt") == Path("somewhere/latent")
+def test_run_folders(tmp_path):
+    assert run_dir("runs/cae/version_3/checkpoints/best.ckpt") == Path("runs/cae/version_3")
+    assert run_dir("somewhere/model.ckpt") == Path("somewhere")
+    ckpt = tmp_path / "cae" / "version_3" / "checkpoints" / "best.ckpt"
+    assert output_dir("latent", ckpt) == tmp_path / "cae" / "version_3" / "latent" and (ckpt.parents[1] / "latent").is_dir()
+    assert output_dir("latent", ckpt, tmp_path / "elsewhere") == tmp_path / "elsewhere"
 
 
 # -- `aelab latent` end to end --------------------------------------------------------------------------
@@ -194,9 +199,10 @@ def test_cli_latent_end_to_end(tmp_path, fake_data_dir, capsys, recipe, latent_d
         pngs.add("latent_plane")
     assert {p.stem for p in out.glob("*.png")} == pngs
 
-    # projector and figures in the run's TensorBoard directory (the logger's next version)
+    # projector and figures in the TensorBoard folder of the checkpoint's run (no new version)
     tb = Path(report["tensorboard_dir"])
-    assert tb.parent == tmp_path / "logs" / name
+    assert tb == tmp_path / "logs" / name / "version_0"
+    assert sorted(p.name for p in (tmp_path / "logs" / name).iterdir()) == ["version_0"]
     assert (tb / "projector_config.pbtxt").exists()
     assert {"metadata.tsv", "sprite.png"} <= {p.name for p in tb.rglob("*")}
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

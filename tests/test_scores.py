@@ -8,24 +8,34 @@ from aelab.data.transforms import occlude
 from aelab.evaluation import anomaly_metrics
 from aelab.models import CAE, VAE
 from aelab.models.transform_head import apply_transform, geometric_transforms, shift
-from aelab.scores import SCORES, applicable_scores, fit_model_stats, local_error_score, residual_map, score
+from aelab.scoring import SCORES, Scorer, applicable_scores, attach_scorer, calibrate, check_score
+from aelab.scoring.calibrate import fit_stats
+from aelab.scoring.functions import local_error_score, pairwise_distances, residual_map
+
+from helpers import tiny_trainer
 
 
 @pytest.fixture(scope="module")
 def trained(fake_data_dir, tmp_path_factory):
     """A tiny CAE (with the transformation-prediction head) and VAE trained a few epochs on the
-    synthetic data, plus a clean test batch."""
+    synthetic data, each with a scorer whose latent statistics are fitted, plus a clean test batch."""
     pl.seed_everything(0)
     dm = FashionMNISTDataModule(str(fake_data_dir), download=False, verify=False, val_size=50, batch_size=32)
     models = {"cae": CAE(channels=8, latent_dim=4, hidden_dim=32, lr=5e-3, transform_weight=1.0),
               "vae": VAE(channels=8, latent_dim=4, hidden_dim=32, lr=5e-3)}
     for model in models.values():
-        pl.Trainer(max_epochs=8, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                   enable_model_summary=False, default_root_dir=tmp_path_factory.mktemp("s")).fit(model, dm)
+        tiny_trainer(tmp_path_factory.mktemp("s"), max_epochs=8).fit(model, dm)
         model.eval()
-        fit_model_stats(model, dm.train_dataloader())
+        fit_stats(attach_scorer(model), model, dm.train_set)
     dm.setup("test")
-    return models, dm.test_set[list(range(40))]["image"]
+    return models, dm.test_set[list(range(40))]["input"], dm
+
+
+def score(model, x, name, **settings):
+    """Score ``name`` of ``x`` with the model's scorer (its fitted statistics)."""
+    check_score(model, name, settings)
+    with torch.no_grad():
+        return model.scorer.score_as(model, x, name, settings)
 
 
 def corrupt(x):
@@ -35,10 +45,10 @@ def corrupt(x):
 
 @pytest.mark.parametrize("name", list(SCORES))
 def test_each_score_shape_and_corruption(trained, name):
-    models, x = trained
+    models, x, _ = trained
     for kind, model in models.items():
         if name not in applicable_scores(model):
-            with pytest.raises(ValueError, match="needs a (VAE|classifier|model trained with transform_weight)"):
+            with pytest.raises(ValueError, match="needs a model with"):
                 score(model, x, name)
             continue
         torch.manual_seed(0)
@@ -50,17 +60,48 @@ def test_each_score_shape_and_corruption(trained, name):
         assert auroc > 0.8, f"{kind}/{name}: AUROC {auroc:.3f}"
 
 
-def test_latent_scores_need_fitted_stats_and_survive_checkpoint(trained, tmp_path):
-    models, x = trained
+def test_latent_scores_need_fitted_stats(trained):
+    _, x, _ = trained
     fresh = CAE(channels=8, latent_dim=4, hidden_dim=32, transform_weight=1.0)
-    with pytest.raises(RuntimeError, match="fit_model_stats"):
-        score(fresh, x, "knn")
+    attach_scorer(fresh, Scorer("knn"))
+    with pytest.raises(RuntimeError, match="calibrate"):
+        fresh.scorer(fresh, x)
+
+
+def test_scorer_survives_a_weights_only_checkpoint(trained, tmp_path):
+    """Score settings, latent statistics and threshold are module state: a checkpoint written with the
+    model's state_dict loads with weights_only=True and scores identically, into a model with a scorer
+    attached before loading or after."""
+    models, x, dm = trained
     cae = models["cae"]
-    ckpt = {"state_dict": cae.state_dict()}
-    cae.on_save_checkpoint(ckpt)
-    torch.save(ckpt, tmp_path / "m.ckpt")
-    load_weights(fresh, tmp_path / "m.ckpt")
-    assert torch.allclose(score(fresh, x, "mahalanobis"), score(cae, x, "mahalanobis"))
+    cae.scorer = None
+    scorer = attach_scorer(cae, Scorer("knn", {"k": 3}, threshold="fpr", threshold_value=0.05))
+    threshold = calibrate(scorer, cae, dm.train_set, dm.normal_val_set)
+    torch.save({"state_dict": cae.state_dict(), "hyper_parameters": dict(cae.hparams)}, tmp_path / "m.ckpt")
+    expected = cae.scorer(cae, x)
+    for attach_first in (True, False):
+        fresh = CAE(channels=8, latent_dim=4, hidden_dim=32, transform_weight=1.0)
+        if attach_first:
+            attach_scorer(fresh)  # unconfigured: takes the checkpoint's score, settings and threshold
+        load_weights(fresh, tmp_path / "m.ckpt")
+        if not attach_first:
+            attach_scorer(fresh)
+        assert fresh.scorer.score == "knn" and fresh.scorer.settings == {"k": 3} and fresh.scorer.fitted
+        assert float(fresh.scorer.threshold_) == threshold
+        assert torch.equal(fresh.scorer(fresh, x), expected)
+        assert torch.equal(fresh.scorer.flag(expected), scorer.flag(expected))
+    # an explicitly configured other score wins, and the checkpoint's fit is dropped (never used silently)
+    other = CAE(channels=8, latent_dim=4, hidden_dim=32, transform_weight=1.0)
+    attach_scorer(other, Scorer("mahalanobis"))
+    load_weights(other, tmp_path / "m.ckpt")
+    assert other.scorer.score == "mahalanobis" and not other.scorer.fitted and "recalibrating" in other.scorer.notes[0]
+    cae.scorer = None
+    attach_scorer(cae)
+
+
+def test_pairwise_distances_match_cdist():
+    a, b = torch.randn(7, 5), torch.randn(40, 5)
+    assert torch.equal(pairwise_distances(a, b), torch.cdist(a, b))
 
 
 class FixedReconstruction(torch.nn.Module):
@@ -99,33 +140,23 @@ def test_darker_residual_ignores_bright_noise_and_finds_black_occlusion():
     assert squared[1] > 0 and squared[2] > squared[1]
 
 
-def test_score_settings_travel_with_the_checkpoint(trained, tmp_path):
-    models, x = trained
-    cae = models["cae"]
-    cae.score_settings = {"local_error": {"sigma": 2.0, "residual": "darker"}}
-    ckpt = {"state_dict": cae.state_dict()}
-    cae.on_save_checkpoint(ckpt)
-    cae.score_settings = {}
-    torch.save(ckpt, tmp_path / "m.ckpt")
-    fresh = load_weights(CAE(channels=8, latent_dim=4, hidden_dim=32, transform_weight=1.0), tmp_path / "m.ckpt")
-    expected = score(cae, x, "local_error", sigma=2.0, residual="darker")
-    assert torch.allclose(fresh.score(x, "local_error"), expected)
-    assert not torch.allclose(cae.score(x, "local_error"), expected)  # defaults: sigma 1, squared
-    assert torch.allclose(fresh.score(x, "local_error", residual="squared", sigma=1.0), cae.score(x, "local_error"))
-
-
 def test_iwae_bound_is_tighter_than_elbo(trained):
-    _, x = trained
-    vae = trained[0]["vae"]
+    models, x, _ = trained
+    vae = models["vae"]
     torch.manual_seed(1)
     elbo = score(vae, x, "neg_elbo_k", k=64).mean()
     iwae = score(vae, x, "iwae", k=64).mean()
     assert iwae <= elbo + 1e-3  # -log p(x) estimate <= -ELBO (Burda et al. 2016, Theorem 1)
 
 
-def test_unknown_score():
+def test_unknown_score_and_setting():
+    model = CAE(channels=2, latent_dim=2, hidden_dim=8)
     with pytest.raises(ValueError, match="unknown anomaly score 'psnr'"):
-        score(CAE(channels=2, latent_dim=2, hidden_dim=8), torch.rand(2, 1, 28, 28), "psnr")
+        check_score(model, "psnr")
+    with pytest.raises(ValueError, match="has no setting"):
+        check_score(model, "knn", {"neighbours": 3})
+    with pytest.raises(ValueError, match="unknown anomaly score"):
+        Scorer("psnr")
 
 
 def test_occlusion_is_seeded_and_on_object():
@@ -153,7 +184,7 @@ def test_geometric_transforms_by_hand():
 def test_transform_head_loss_and_score_checkpoint(trained, tmp_path):
     """The CAE's head predicts the transformation far above chance (1/20) after training, and the
     ``transform`` score survives a checkpoint round trip."""
-    models, x = trained
+    models, x, _ = trained
     cae = models["cae"]
     torch.manual_seed(0)
     ce, acc = cae.transform_head.loss(cae.encoder, x)
@@ -161,6 +192,7 @@ def test_transform_head_loss_and_score_checkpoint(trained, tmp_path):
     path = tmp_path / "t.ckpt"
     torch.save({"state_dict": cae.state_dict(), "hyper_parameters": dict(cae.hparams)}, path)
     loaded = load_weights(CAE(**cae.hparams), str(path)).eval()
+    attach_scorer(loaded)
     assert torch.allclose(score(loaded, x, "transform"), score(cae, x, "transform"))
     with pytest.raises(ValueError, match="transform_weight"):
         CAE(transform_weight=-1.0)

@@ -1,14 +1,8 @@
 import pytest
 import torch
 
-from aelab.evaluation import (
-    anomaly_metrics,
-    confusion,
-    f1_threshold,
-    percentile_threshold,
-    sweep_table,
-    youden_threshold,
-)
+from aelab.evaluation import anomaly_metrics, confusion, f1_threshold, sweep_table, youden_threshold
+from aelab.scoring.thresholds import percentile_threshold, rule_percentile
 
 # hand-made case: 6 normal, 4 anomalous; scores in nats (large, to catch torchmetrics' sigmoid)
 SCORES = torch.tensor([300.0, 301.0, 302.0, 303.0, 304.0, 308.0, 305.0, 306.0, 307.0, 309.0])
@@ -38,8 +32,39 @@ def test_youden_and_f1_thresholds():
 
 def test_percentile_threshold():
     assert percentile_threshold(torch.arange(101.0), 95) == pytest.approx(95.0)
+    # linear interpolation between order statistics: 10 scores, q = 99 -> 8 + 0.91 * (9 - 8)
+    assert percentile_threshold(torch.arange(10.0), 99) == pytest.approx(8.91)
     with pytest.raises(ValueError, match="0 <= q <= 100"):
         percentile_threshold(torch.arange(5.0), 120)
+    with pytest.raises(ValueError, match="NaN"):
+        percentile_threshold(torch.tensor([1.0, float("nan")]), 50)
+
+
+def test_threshold_rules_by_hand():
+    assert rule_percentile("percentile", 99) == 99.0
+    assert rule_percentile("fpr", 0.05) == pytest.approx(95.0)  # a 5 % false-positive rate on normal data
+    assert rule_percentile("contamination", 0.1) == pytest.approx(90.0)  # PyOD: 10 % expected outliers
+    for rule, value in (("percentile", 101), ("fpr", 1.0), ("contamination", -0.1)):
+        with pytest.raises(ValueError, match=rule):
+            rule_percentile(rule, value)
+    with pytest.raises(ValueError, match="one of"):
+        rule_percentile("youden", 0.5)
+
+
+def test_normal_only_validation_gives_a_sensible_threshold():
+    """With validation data that holds no anomaly, a label-free rule still flags about the stated share
+    of normal items and most anomalies; a best-F1 threshold cannot even be chosen there (anomalib's
+    F1AdaptiveThreshold then flags everything, its issues #2433 and #3357)."""
+    g = torch.Generator().manual_seed(0)
+    val_normal = torch.randn(1000, generator=g)
+    test_normal, test_anomalous = torch.randn(1000, generator=g), torch.randn(100, generator=g) + 4.0
+    t = percentile_threshold(val_normal, rule_percentile("fpr", 0.05))
+    assert 1.5 < t < 1.8  # the 95th percentile of a standard normal is 1.645
+    fpr = float((test_normal >= t).float().mean())
+    recall = float((test_anomalous >= t).float().mean())
+    assert 0.03 < fpr < 0.07 and recall > 0.9
+    with pytest.raises(ValueError, match="need normal and anomalous"):
+        anomaly_metrics(val_normal, torch.zeros(1000))
 
 
 def test_sweep_table_and_single_class_error():

@@ -7,7 +7,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from aelab.data import Fashion5DataModule
 from aelab.models import SemiSupervisedVAE
-from aelab.weight_averaging import EMAWeights, ema_avg_fn
+from aelab.training.ema import EMAWeights, ema_avg_fn
 
 SMALL5 = dict(num_unlabeled=150, num_labeled=40, num_test_normal=60, num_anomalies=20,
               download=False, verify=False, batch_size=32, labeled_batch_size=8)

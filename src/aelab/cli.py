@@ -1,49 +1,80 @@
-"""The ``aelab`` command: a LightningCLI with fit / validate / test / predict, the ``evaluate`` and
-``latent`` reports (:class:`aelab.trainer.AelabTrainer`), and ``aelab tune`` (:mod:`aelab.tuning`).
+"""The ``aelab`` command: LightningCLI with fit / validate / test, the aelab subcommands ``evaluate``,
+``latent``, ``predict`` and ``export`` (:class:`aelab.commands.trainer.AelabTrainer`), and ``aelab tune``
+(:mod:`aelab.tuning`). The CLI only wires: it links the datamodule's input shape to the model,
+attaches the scorer configured under ``scorer:``, fits it after training, and hands ``tune`` the recipe
+builder.
 
-``aelab fit --config configs/cae.yaml`` trains, then (``test_after_fit: true``, the default) tests the
-best checkpoint and prints the test metrics. The CLI only wires: models, datamodules and reports
-know nothing about it. Short class names (``--model=CAE``) resolve for the classes imported here.
+``aelab fit --config configs/cae.yaml`` trains, fits the scorer of the best checkpoint (and writes it
+into that file), then (``test_after_fit: true``, the default) tests the best checkpoint and prints the
+test metrics. Short class names (``--model=CAE``) resolve for the classes imported here.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
-from aelab.data import Fashion5DataModule, FashionMNISTDataModule, OneClassDataModule  # noqa: F401
-from aelab.models import CAE, VAE, EncoderClassifier, SemiSupervisedVAE  # noqa: F401
-from aelab.trainer import AelabTrainer
+from aelab.checkpoint import AtomicCheckpointIO
+from aelab.commands.fit import TestReport, calibrate_checkpoint
+from aelab.commands.trainer import AelabTrainer
+from aelab.data import (  # noqa: F401
+    AnomalyDataModule,
+    ClassificationDataModule,
+    Fashion5DataModule,
+    FashionMNISTDataModule,
+    ImageFolderDataModule,
+    OneClassDataModule,
+)
+from aelab.models import CAE, VAE, AutoencoderModule, EncoderClassifier, SemiSupervisedVAE  # noqa: F401
+from aelab.scoring.scorer import Scorer, attach_scorer
+
+AELAB_SUBCOMMANDS = ("evaluate", "latent", "export")
 
 
 class AelabCLI(LightningCLI):
-    """LightningCLI subclass: links the datamodule's ``image_shape`` to the model, tests after fit, and
-    adds the ``evaluate`` and ``latent`` subcommands (see :class:`aelab.trainer.AelabTrainer`)."""
+    """LightningCLI subclass: links the datamodule's ``input_shape`` to the model, attaches and fits the
+    scorer, tests after fit, and adds the aelab subcommands (see :class:`aelab.commands.trainer.AelabTrainer`)."""
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         commands = LightningCLI.subcommands()
-        commands["evaluate"] = {"model", "datamodule"}
-        commands["latent"] = {"model", "datamodule"}
+        for name in AELAB_SUBCOMMANDS:
+            commands[name] = {"model", "datamodule"}
         return commands
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
+        parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
         parser.add_argument(
             "--test_after_fit", type=bool, default=True,
             help="after `fit`, evaluate the best checkpoint (by the checkpoint monitor) on the test set",
         )
+        parser.add_class_arguments(Scorer, "scorer", fail_untyped=False)
+
+    def instantiate_trainer(self, **kwargs):
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.strategy.checkpoint_io = AtomicCheckpointIO()  # no truncated checkpoint under a final name
+        return trainer
+
+    def after_instantiate_classes(self) -> None:
+        if isinstance(self.model, AutoencoderModule):
+            scorer = self.config_init[self.subcommand]["scorer"] if self.subcommand else self.config_init["scorer"]
+            attach_scorer(self.model, scorer)
 
     def after_fit(self) -> None:
-        if not self.config[self.subcommand].get("test_after_fit", True) or self.trainer.interrupted:
-            return
-        if self.trainer.fast_dev_run:
+        config = self.config[self.subcommand]
+        if self.trainer.interrupted or self.trainer.fast_dev_run:
             return
         callback = self.trainer.checkpoint_callback
-        ckpt = "best" if callback is not None and getattr(callback, "best_model_path", "") else None
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
-        self._print_test_metrics(ckpt_path=getattr(callback, "best_model_path", None) if ckpt else None)
+        best = getattr(callback, "best_model_path", "") if callback is not None else ""
+        if best and getattr(self.model, "scorer", None) is not None:
+            described = calibrate_checkpoint(self.trainer, self.model, self.datamodule, best)
+            print(f"aelab fit: scorer of {best}: {described}", flush=True)
+        if not config.get("test_after_fit", True):
+            return
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
+        self._print_test_metrics(ckpt_path=best or None)
 
     def after_test(self) -> None:
         self._print_test_metrics(ckpt_path=self.config[self.subcommand].get("ckpt_path"))
@@ -56,32 +87,52 @@ class AelabCLI(LightningCLI):
 
 
 def build(args: list[str] | dict | None = None, run: bool = True, **kwargs) -> AelabCLI:
-    """Create the CLI. ``run=False`` with a config dict only instantiates ``model``, ``datamodule``
-    and ``trainer`` (used by ``aelab tune`` to build one Trainer per trial from a recipe)."""
+    """Create the CLI. ``run=False`` with a config dict only instantiates ``model``, ``datamodule`` and
+    ``trainer`` (used by ``aelab tune`` to build one Trainer per trial from a recipe, and by
+    :class:`aelab.Detector`)."""
+    defaults = dict(kwargs.pop("trainer_defaults", None) or {})
+    extra = defaults.get("callbacks") or []
+    defaults["callbacks"] = [TestReport(), *(extra if isinstance(extra, list) else [extra])]
     return AelabCLI(
         model_class=None,
         datamodule_class=None,
         subclass_mode_model=True,
         subclass_mode_data=True,
         trainer_class=AelabTrainer,
+        trainer_defaults=defaults,
         args=args,
         run=run,
         **kwargs,
     )
 
 
+def predict_args(argv: list[str]) -> list[str]:
+    """``aelab predict --data PATH``: a path to new data (a file or folder that is not a YAML / JSON
+    config) means ``--input PATH``; ``--data`` keeps its LightningCLI meaning otherwise."""
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--data":
+            value = out[i + 1]
+            if Path(value).exists() and Path(value).suffix.lower() not in (".yaml", ".yml", ".json"):
+                out[i], out[i + 1] = "--input", value
+    return out
+
+
 def main(args: list[str] | None = None) -> None:
     """Console-script entry point (returns ``None``: a returned CLI object would exit 1).
 
-    ``aelab tune ...`` is handed to :func:`aelab.tuning.main`; everything else to LightningCLI.
+    ``aelab tune ...`` is handed to :func:`aelab.tuning.main` (with :func:`build`); everything else to
+    LightningCLI.
     """
     argv = sys.argv[1:] if args is None else list(args)
     if argv[:1] == ["tune"]:
         from aelab.tuning import main as tune_main
 
-        tune_main(argv[1:])
+        tune_main(argv[1:], build)
         return
-    build(args)
+    if argv[:1] == ["predict"]:
+        argv = predict_args(argv)
+    build(argv)
 
 
 if __name__ == "__main__":

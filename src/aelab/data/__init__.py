@@ -1,7 +1,20 @@
-"""Where images come from: IDX files, in-memory datamodules, batch transforms."""
+"""Data: sources (where images and rows come from), protocols (what is trained, validated and tested on,
+composed with any source), in-memory data sets drawn by index batches, splits, transforms and
+augmentation. Nothing here knows a model."""
 
-from aelab.data.anomaly import Fashion5DataModule, OneClassDataModule
-from aelab.data.fashion_mnist import CLASS_NAMES, FashionMNISTDataModule
-from aelab.data.idx import DataError
+from aelab.data.errors import DataError
+from aelab.data.protocols import (
+    ANOMALY_TYPES,
+    AnomalyDataModule,
+    ClassificationDataModule,
+    Fashion5DataModule,
+    FashionMNISTDataModule,
+    ImageFolderDataModule,
+    InMemoryDataModule,
+    OneClassDataModule,
+)
+from aelab.data.sources import CLASS_NAMES, FashionMNIST, IDXImages, ImageFolder, ImageSource, SklearnDigits
 
-__all__ = ["CLASS_NAMES", "DataError", "Fashion5DataModule", "FashionMNISTDataModule", "OneClassDataModule"]
+__all__ = ["ANOMALY_TYPES", "AnomalyDataModule", "CLASS_NAMES", "ClassificationDataModule", "DataError",
+           "Fashion5DataModule", "FashionMNIST", "FashionMNISTDataModule", "IDXImages", "ImageFolder",
+           "ImageFolderDataModule", "ImageSource", "InMemoryDataModule", "OneClassDataModule", "SklearnDigits"]

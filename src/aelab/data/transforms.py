@@ -77,3 +77,37 @@ def occlude(
             & (xs >= left.view(n, 1, 1)) & (xs < right.view(n, 1, 1))).unsqueeze(1)
     value = round(fill * 255) if images.dtype == torch.uint8 else fill
     return images.masked_fill(mask, value)
+
+
+class ToFloat(torch.nn.Module):
+    """The image preprocessing of every aelab datamodule as a module (for export): uint8 images
+    ``(N, C, H, W)`` -> float32 in [0, 1] (float input passes through as float32)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return to_float(x)
+
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, the weights of Pillow's "L" conversion
+
+
+def conform(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """uint8 images ``(N, C', H', W')`` converted to ``shape`` ``(C, H, W)``: grey <-> RGB (luma
+    weights of Pillow's ``L`` mode; grey repeated), then resized with antialiased bilinear interpolation
+    (``torch.nn.functional.interpolate``, ``antialias=True``) when the size differs. For second data sets
+    used as out-of-distribution inputs.
+
+    Raises:
+        ValueError: for channel counts other than 1 or 3.
+    """
+    c, h, w = shape
+    x = images.float()
+    if x.shape[1] != c:
+        if x.shape[1] == 1 and c == 3:
+            x = x.expand(-1, 3, -1, -1)
+        elif x.shape[1] == 3 and c == 1:
+            x = (x * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        else:
+            raise ValueError(f"cannot convert {x.shape[1]}-channel images to {c} channels")
+    if tuple(x.shape[-2:]) != (h, w):
+        x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8)

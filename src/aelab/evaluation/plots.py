@@ -92,3 +92,15 @@ def reconstruction_grid_figure(images: np.ndarray, reconstructions: np.ndarray, 
         fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def confusion_figure(matrix, class_names: Sequence[str] | None = None) -> Figure:
+    """The confusion matrix ``(K, K)`` (array or nested list; rows = true class) as a figure with counts."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
+    ConfusionMatrixDisplay(np.asarray(matrix), display_labels=class_names).plot(
+        ax=ax, colorbar=False, xticks_rotation=45)
+    fig.tight_layout()
+    return fig

@@ -1,12 +1,13 @@
-"""Choosing an anomaly threshold and reading off its confusion matrix.
+"""Label-based thresholds (oracles for reports) and reading off a threshold's confusion matrix.
 
-An image is flagged anomalous when ``score >= threshold``.
+An item is flagged anomalous when ``score >= threshold``.
 
 * Youden's J (Youden 1950, "Index for rating diagnostic tests"): the ROC point maximising
   ``J = TPR - FPR``.
 * Best F1: the threshold maximising ``F1 = 2 P R / (P + R)`` on the precision-recall curve.
-* Percentile: the ``q``-th percentile of the scores of validation images that are all normal, so
-  about ``(100 - q)`` percent of normal images are flagged (needs no anomalies to choose it).
+
+Both are chosen on the labels they are then measured on: the best a score can do, not a threshold
+one could deploy. The deployable, label-free rules live in :mod:`aelab.scoring.thresholds`.
 
 The sweep table mirrors the threshold tables of the published Caltech-101 anomaly study: accuracy,
 precision, recall, F1 and TP/FP/TN/FN per threshold.
@@ -54,19 +55,6 @@ def f1_threshold(scores: torch.Tensor, labels: torch.Tensor) -> float:
     f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall),
                      torch.zeros_like(precision))
     return float(thr[int(torch.argmax(f1))])
-
-
-def percentile_threshold(normal_scores: torch.Tensor, q: float = 95.0) -> float:
-    """The ``q``-th percentile (linear interpolation) of scores of normal images, ``0 <= q <= 100``.
-
-    Raises:
-        ValueError: if ``q`` is outside [0, 100] or no scores are given.
-    """
-    normal_scores = torch.as_tensor(normal_scores, dtype=torch.float64).flatten()
-    if not 0 <= q <= 100 or normal_scores.numel() == 0:
-        raise ValueError(f"percentile threshold needs 0 <= q <= 100 and some scores; got q={q}, "
-                         f"{normal_scores.numel()} scores")
-    return float(torch.quantile(normal_scores, q / 100))
 
 
 def sweep_table(scores: torch.Tensor, labels: torch.Tensor, thresholds: torch.Tensor | None = None,

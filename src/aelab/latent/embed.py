@@ -8,12 +8,13 @@ the split's data set.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
+
+from aelab.runs import batches
 
 SPLITS = ("train", "val", "test")
 _STAGE = {"train": "fit", "val": "fit", "test": "test"}
@@ -83,18 +84,6 @@ def seeded_subset(n: int, k: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
 
 
-def _batches(dataset: Dataset, indices: np.ndarray, batch_size: int) -> Iterator[dict]:
-    """Dict batches of ``dataset[indices]`` in order: whole index batches for datasets that take a list
-    of indices (:class:`aelab.data.base.InMemoryImages`), a collating DataLoader otherwise."""
-    from aelab.data.base import InMemoryImages
-
-    if isinstance(dataset, InMemoryImages):
-        for start in range(0, len(indices), batch_size):
-            yield dataset[indices[start : start + batch_size].tolist()]
-    else:
-        yield from DataLoader(Subset(dataset, indices.tolist()), batch_size=batch_size, shuffle=False)
-
-
 @torch.inference_mode()
 def encode_dataset(
     model,
@@ -108,7 +97,7 @@ def encode_dataset(
 
     Args:
         model: any model with ``encode(x: (B, C, H, W)) -> (B, latent_dim)``; put in eval mode here.
-        dataset: items (or index batches) are dicts with ``"image"`` and ``"label"``.
+        dataset: items (or index batches) are dicts with ``"input"`` and ``"label"``.
         indices: positions to encode, in this order.
         batch_size: images per forward pass.
         keep_images: also return the images (uint8).
@@ -120,8 +109,8 @@ def encode_dataset(
     device = next(model.parameters()).device if device is None else torch.device(device)
     indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
     codes, labels, images = [], [], []
-    for batch in _batches(dataset, indices, batch_size):
-        x = batch["image"]
+    for batch in batches(dataset, batch_size, indices):
+        x = batch["input"]
         z = model.encode(x.to(device))
         if z.ndim != 2:
             raise ValueError(f"{type(model).__name__}.encode returned shape {tuple(z.shape)}, expected (B, latent_dim)")

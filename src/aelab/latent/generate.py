@@ -2,7 +2,7 @@
 
 Samples:
 
-* a model with a ``sample(n)`` method (the VAE) samples its prior ``z ~ p(z) = N(0, I)`` and returns
+* a VAE (``likelihood`` capability, ``sample(n)``) samples its prior ``z ~ p(z) = N(0, I)`` and returns
   the decoded pixel means;
 * a deterministic autoencoder (the CAE, no prior) is sampled from a Gaussian fitted to the codes of
   the *training* split: ``z ~ N(m, S)`` with ``m`` the mean and ``S`` the full (unbiased) covariance
@@ -19,56 +19,42 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from aelab.models.base import IMAGES, LIKELIHOOD
+from aelab.scoring.latent_stats import gaussian_fit
+
 SAMPLER_PRIOR = "prior: model.sample(n), z ~ N(0, I)"
 SAMPLER_GAUSSIAN = "Gaussian fitted to the training codes (mean, full covariance), decoded"
 
 
 def decode(model, z: torch.Tensor) -> torch.Tensor:
-    """Codes ``(N, latent_dim)`` -> images ``(N, C, H, W)`` in [0, 1].
-
-    Uses ``model.decode(z)`` where it exists (VAE: pixel means), else ``model.decoder(z)`` (CAE).
-
-    Raises:
-        TypeError: if the model has neither.
-    """
-    fn = getattr(model, "decode", None)
-    if not callable(fn):
-        fn = getattr(model, "decoder", None)
-    if not callable(fn):
-        raise TypeError(f"{type(model).__name__} has neither decode(z) nor a decoder module: cannot generate images")
+    """Codes ``(N, latent_dim)`` -> ``model.decode(z)`` on the CPU, float32 (images clamped to [0, 1])."""
     device = next(model.parameters()).device
     with torch.inference_mode():
-        return fn(z.to(device=device, dtype=torch.float32)).float().clamp(0, 1).cpu()
-
-
-def fit_gaussian(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean ``(D,)`` and full covariance ``(D, D)`` (unbiased, ``np.cov``) of codes ``(N, D)``, float64."""
-    codes = np.asarray(codes, dtype=np.float64)
-    if codes.ndim != 2 or len(codes) < 2:
-        raise ValueError(f"need at least 2 codes (N, D) to fit a Gaussian, got shape {codes.shape}")
-    return codes.mean(0), np.atleast_2d(np.cov(codes, rowvar=False))
+        out = model.decode(z.to(device=device, dtype=torch.float32)).float().cpu()
+    return out.clamp(0, 1) if IMAGES in model.capabilities else out
 
 
 def sample_images(model, n: int, train_codes: np.ndarray | None = None, seed: int = 0) -> tuple[torch.Tensor, str]:
     """``n`` generated images ``(n, C, H, W)`` in [0, 1] and a description of the sampler used.
 
-    With ``model.sample`` (VAE prior) if the model has one; otherwise from a Gaussian fitted to
+    With ``model.sample`` (VAE prior) for a VAE; otherwise from a Gaussian fitted to
     ``train_codes`` ``(N, latent_dim)`` (see the module docstring). Seeded: the global torch RNG is
     forked, not changed.
 
     Raises:
-        ValueError: if the model has no ``sample`` and no ``train_codes`` are given.
+        ValueError: if the model is not a VAE and no ``train_codes`` are given.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    if callable(getattr(model, "sample", None)):
+    if LIKELIHOOD in model.capabilities:
         with torch.random.fork_rng(devices=[]), torch.inference_mode():
             torch.manual_seed(seed)
-            return model.sample(n).float().clamp(0, 1).cpu(), SAMPLER_PRIOR
+            out = model.sample(n).float().cpu()
+            return (out.clamp(0, 1) if IMAGES in model.capabilities else out), SAMPLER_PRIOR
     if train_codes is None:
         raise ValueError(f"{type(model).__name__} has no sample(n): pass train_codes to fit a Gaussian to")
-    mean, cov = fit_gaussian(train_codes)
-    z = np.random.default_rng(seed).multivariate_normal(mean, cov, size=n, method="eigh")
+    mean, cov = gaussian_fit(train_codes)
+    z = np.random.default_rng(seed).multivariate_normal(mean.numpy(), cov.numpy(), size=n, method="eigh")
     return decode(model, torch.from_numpy(z).float()), SAMPLER_GAUSSIAN
 
 

@@ -3,100 +3,40 @@ a CAE / VAE checkpoint (frozen: a probe; or fine-tuned with its own, smaller lea
 
 from __future__ import annotations
 
-import glob
-import os
 from typing import Any
 
-import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from aelab.checkpoint import CheckpointError, read_checkpoint
-from aelab.models.base import AelabModule
-from aelab.models.classification import ClassificationMetricsMixin, known_class_mask
+from aelab.checkpoint import PretrainedEncoder
+from aelab.data.augment import augmentation
+from aelab.models.base import CLASSIFY, AelabModule
+from aelab.models.class_metrics import ClassificationMetricsMixin, known_class_mask
 from aelab.nets import ConvEncoder, mlp
-
-ARCHITECTURE_KEYS = ("image_shape", "channels", "latent_dim", "hidden_dim", "batch_norm")
-
-
-def resolve_checkpoint(pattern: str) -> str:
-    """A checkpoint path, or the newest file matching a glob pattern (e.g. ``lightning_logs/cae/*/checkpoints/last.ckpt``).
-
-    Raises:
-        CheckpointError: if a pattern matches no file.
-    """
-    if not any(c in pattern for c in "*?["):
-        return pattern
-    matches = sorted(glob.glob(pattern), key=os.path.getmtime)
-    if not matches:
-        raise CheckpointError(f"no checkpoint matches {pattern!r}: train one first (e.g. "
-                              "`aelab fit --config configs/cae.yaml`) or give a path")
-    return matches[-1]
-
-
-def encoder_from_checkpoint(path: str) -> tuple[ConvEncoder, dict[str, Any]]:
-    """The ``ConvEncoder`` of a CAE / VAE / SemiSupervisedVAE checkpoint, with its weights.
-
-    Returns ``(encoder, architecture)`` where ``architecture`` holds the checkpoint's
-    ``image_shape, channels, latent_dim, hidden_dim, batch_norm``. A VAE encoder outputs
-    ``2 * latent_dim`` values (mean and log-variance); callers use the first ``latent_dim`` (the mean).
-
-    Raises:
-        CheckpointError: missing/unsafe file, or a checkpoint without a convolutional encoder.
-    """
-    ckpt = read_checkpoint(path)
-    hp = ckpt.get("hyper_parameters", {})
-    missing = [k for k in ARCHITECTURE_KEYS if k not in hp]
-    weights = {k[len("encoder."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
-    if missing or not weights:
-        raise CheckpointError(f"checkpoint {path} has no convolutional encoder to reuse "
-                              f"(missing hparams {missing} or encoder.* weights); expected a CAE or VAE checkpoint")
-    arch = {k: (tuple(hp[k]) if k == "image_shape" else hp[k]) for k in ARCHITECTURE_KEYS}
-    last = weights.get("head.2.weight", weights.get("head.weight"))  # MLP head, or a single linear layer
-    out_dim = last.shape[0] if last is not None else arch["latent_dim"]
-    encoder = ConvEncoder(arch["image_shape"], arch["channels"], out_dim, arch["hidden_dim"],
-                          batch_norm=arch["batch_norm"])
-    try:
-        encoder.load_state_dict(weights)
-    except RuntimeError as err:
-        raise CheckpointError(f"encoder weights in {path} do not fit its hparams {arch}: {err}") from err
-    return encoder, arch
-
-
-def augmentation(shift: float = 0.1, flip: bool = True, erase: float = 0.25) -> nn.Module:
-    """kornia batch augmentation: random shifts up to ``shift`` of the side, horizontal flips, and
-    random erasing (Zhong et al. 2020, arXiv:1708.04896) with probability ``erase``."""
-    ops: list[nn.Module] = [K.RandomAffine(degrees=0.0, translate=(shift, shift), p=1.0)]
-    if flip:
-        ops.append(K.RandomHorizontalFlip())
-    if erase > 0:
-        ops.append(K.RandomErasing(p=erase, scale=(0.02, 0.15)))
-    return nn.Sequential(*ops)
 
 
 class EncoderClassifier(ClassificationMetricsMixin, AelabModule):
     """``ConvEncoder`` + MLP head ``latent_dim -> head_hidden... -> num_classes`` (ReLU).
 
-    Three uses: from scratch (``encoder_ckpt=None``, the supervised baseline), a frozen probe
-    (``encoder_ckpt`` + ``freeze_encoder=True``: only the head is trained, the encoder stays in eval
+    Three uses: from scratch (``encoder=None``, the supervised baseline), a frozen probe
+    (``encoder`` + ``freeze_encoder=True``: only the head is trained, the encoder stays in eval
     mode), or fine-tuning (``freeze_encoder=False``: the encoder trains with ``encoder_lr``).
 
     Args:
-        image_shape: ``(C, H, W)`` (linked from the datamodule by the CLI).
+        input_shape: ``(C, H, W)`` (linked from the datamodule by the CLI).
         num_classes: output classes.
-        encoder_ckpt: CAE / VAE checkpoint whose encoder is reused (a path, or a glob pattern: the
-            newest match is used); its architecture (channels, latent_dim, hidden_dim, batch_norm and
-            the encoder's output size) then replaces the arguments below. This model's own hparams
-            then record ``encoder_ckpt=None, pretrained_encoder=True`` and that architecture, so its
-            checkpoints stand alone (the weights come from its state dict, the CAE/VAE file is not
-            needed again).
+        encoder: a pretrained encoder handed over by :class:`aelab.checkpoint.PretrainedEncoder`
+            (in a config: ``encoder: {class_path: aelab.checkpoint.PretrainedEncoder, init_args:
+            {path: <CAE / VAE checkpoint or glob>}}``); its architecture (channels, latent_dim,
+            hidden_dim, batch_norm, stages and the encoder's output size) then replaces the arguments
+            below. This model's own hparams then record ``encoder=None, pretrained_encoder=True`` and
+            that architecture, so its checkpoints stand alone (the weights come from its state dict).
         freeze_encoder: train the head only.
         channels, latent_dim, hidden_dim, batch_norm: encoder size when trained from scratch.
         encoder_out_dim: outputs of the encoder's last layer (``None``: ``latent_dim``; a VAE
             encoder has ``2 * latent_dim``, mean and log-variance, of which the mean is used).
         pretrained_encoder: the encoder weights come from a pretrained model (set automatically
-            from ``encoder_ckpt``; it selects ``encoder_lr`` and allows ``freeze_encoder``).
+            from ``encoder``; it selects ``encoder_lr`` and allows ``freeze_encoder``).
         head_hidden: hidden sizes of the MLP head (default ``[64]``).
         dropout: dropout after each hidden ReLU of the head.
         lr: learning rate of the head (and of a from-scratch encoder).
@@ -112,9 +52,9 @@ class EncoderClassifier(ClassificationMetricsMixin, AelabModule):
 
     def __init__(
         self,
-        image_shape: tuple[int, int, int] = (1, 28, 28),
+        input_shape: tuple[int, int, int] = (1, 28, 28),
         num_classes: int = 10,
-        encoder_ckpt: str | None = None,
+        encoder: PretrainedEncoder | None = None,
         freeze_encoder: bool = False,
         channels: int = 32,
         latent_dim: int = 16,
@@ -135,23 +75,24 @@ class EncoderClassifier(ClassificationMetricsMixin, AelabModule):
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
-        if encoder_ckpt:
-            encoder_ckpt = resolve_checkpoint(encoder_ckpt)
-            self.encoder, arch = encoder_from_checkpoint(encoder_ckpt)
-            if tuple(arch["image_shape"]) != tuple(image_shape):
-                raise ValueError(f"encoder_ckpt {encoder_ckpt} was trained on images {arch['image_shape']}, "
-                                 f"the data has {tuple(image_shape)}")
-            channels, latent_dim, hidden_dim, batch_norm = (arch[k] for k in ARCHITECTURE_KEYS[1:])
+        if encoder is not None:
+            self.encoder = encoder.build()
+            arch = encoder.architecture
+            if tuple(arch["input_shape"]) != tuple(input_shape):
+                raise ValueError(f"the encoder of {encoder.path} was trained on inputs {arch['input_shape']}, "
+                                 f"the data has {tuple(input_shape)}")
+            channels, latent_dim, hidden_dim = arch["channels"], arch["latent_dim"], arch["hidden_dim"]
+            batch_norm = arch.get("batch_norm", False)
             encoder_out_dim, pretrained_encoder = self.encoder.out_dim, True
-            print(f"EncoderClassifier: encoder from {encoder_ckpt}", flush=True)
+            print(f"EncoderClassifier: encoder from {encoder.path}", flush=True)
         else:
             if freeze_encoder and not pretrained_encoder:
-                raise ValueError("freeze_encoder=True needs an encoder_ckpt (a frozen random encoder learns nothing)")
-            self.encoder = ConvEncoder(image_shape, channels, encoder_out_dim or latent_dim, hidden_dim,
+                raise ValueError("freeze_encoder=True needs a pretrained encoder (a frozen random encoder learns nothing)")
+            self.encoder = ConvEncoder(input_shape, channels, encoder_out_dim or latent_dim, hidden_dim,
                                        batch_norm=batch_norm)
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["encoder"])
         self.hparams.update(channels=channels, latent_dim=latent_dim, hidden_dim=hidden_dim, batch_norm=batch_norm,
-                            encoder_out_dim=encoder_out_dim, pretrained_encoder=pretrained_encoder, encoder_ckpt=None)
+                            encoder_out_dim=encoder_out_dim, pretrained_encoder=pretrained_encoder, encoder=None)
         self.latent_dim = latent_dim
         self.freeze_encoder = freeze_encoder
         self.pretrained = pretrained_encoder
@@ -160,6 +101,10 @@ class EncoderClassifier(ClassificationMetricsMixin, AelabModule):
         self.head = mlp([latent_dim, *head_hidden, num_classes], dropout=dropout)
         self.augment = augmentation() if augment else None
         self.init_classification_metrics(num_classes)
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({CLASSIFY})
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder features ``(N, latent_dim)`` (a VAE encoder's posterior mean)."""
@@ -185,7 +130,7 @@ class EncoderClassifier(ClassificationMetricsMixin, AelabModule):
 
     def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         mask = known_class_mask(batch, only_labeled=self.labels_usable_now())
-        x, y = batch["image"][mask], batch["label"][mask]
+        x, y = batch["input"][mask], batch["label"][mask]
         self.check_labels(y)
         if self.training and self.augment is not None:
             x = self.augment(x)
@@ -196,5 +141,5 @@ class EncoderClassifier(ClassificationMetricsMixin, AelabModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         """Predicted class ``(B,)``, class probabilities ``(B, K)`` and labels."""
-        probs = self.classify(batch["image"]).softmax(-1)
+        probs = self.classify(batch["input"]).softmax(-1)
         return {"pred": probs.argmax(-1), "probs": probs, "label": batch["label"]}

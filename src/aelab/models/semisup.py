@@ -19,7 +19,7 @@ classifier must predict it on an augmented copy:
     loss += alpha * consistency * mean over unlabeled images [1(max p >= tau) * CE(argmax p, f(mu(aug(x))))]
 
 With ``pseudo_labels="ema"``, ``p`` comes from the exponential moving average of the weights kept by
-:class:`aelab.weight_averaging.EMAWeights`, in eval mode (no dropout, averaged BatchNorm statistics):
+:class:`aelab.training.ema.EMAWeights`, in eval mode (no dropout, averaged BatchNorm statistics):
 the teacher of Mean Teacher (Tarvainen & Valpola 2017, arXiv:1703.01780), used as the source of
 FixMatch's hard pseudo-labels.
 """
@@ -31,12 +31,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from aelab.models.classification import ClassificationMetricsMixin, known_class_mask
-from aelab.models.classifier import augmentation
-from aelab.models.shift_averaging import shift_averaged_logits
+from aelab.data.augment import augmentation
+from aelab.models.base import CLASSIFY
+from aelab.models.class_metrics import ClassificationMetricsMixin, known_class_mask
+from aelab.models.tta import shift_averaged_logits
 from aelab.models.vae import VAE
 from aelab.nets import mlp
-from aelab.weight_averaging import ema_teacher
+from aelab.training.ema import ema_teacher
 
 PSEUDO_LABEL_SOURCES = ("student", "ema")
 
@@ -61,10 +62,10 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         pseudo_threshold: minimum classifier probability for a pseudo-label (FixMatch's tau).
         pseudo_labels: which weights predict the pseudo-labels: ``"student"`` (the model being trained,
             in training mode, as in FixMatch) or ``"ema"`` (the EMA weights in eval mode; needs the
-            :class:`~aelab.weight_averaging.EMAWeights` callback).
+            :class:`~aelab.training.ema.EMAWeights` callback).
         tta_shift: outside training, :meth:`classify` averages the class probabilities over all shifts
             of up to this many pixels (test-time augmentation, :mod:`aelab.models.shift_averaging`;
-            0 = off). Applies to validation, test and ``aelab evaluate`` (predicted classes, ``msp``).
+            0 = off; images only). Applies to validation, test and ``aelab evaluate`` (predicted classes, ``msp``).
         (other arguments: see :class:`~aelab.models.vae.VAE`)
 
     Logged: the VAE's ``{stage}_elbo/recon/kl/mse``, ``{stage}_ce`` (cross-entropy on labeled images),
@@ -75,11 +76,13 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
 
     def __init__(
         self,
-        image_shape: tuple[int, int, int] = (1, 28, 28),
+        input_shape: tuple[int, ...] = (1, 28, 28),
         num_classes: int = 5,
         channels: int = 32,
         latent_dim: int = 10,
         hidden_dim: int = 256,
+        num_stages: int = 3,
+        activation: str = "relu",
         classifier_hidden: list[int] = [256, 64],
         dropout: float = 0.2,
         alpha: float = 100.0,
@@ -100,14 +103,13 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         weight_decay: float = 0.0,
         scheduler: str = "none",
         log_images: int = 8,
-        anomaly_score: str = "neg_elbo",
         transform_weight: float = 0.0,
     ) -> None:
-        super().__init__(image_shape=image_shape, channels=channels, latent_dim=latent_dim, hidden_dim=hidden_dim,
-                         batch_norm=batch_norm, beta=beta, likelihood=likelihood, sigma=sigma,
-                         learn_sigma=learn_sigma, kl_warmup_epochs=kl_warmup_epochs, lr=lr,
-                         weight_decay=weight_decay, scheduler=scheduler, log_images=log_images,
-                         anomaly_score=anomaly_score, transform_weight=transform_weight)
+        super().__init__(input_shape=input_shape, channels=channels, latent_dim=latent_dim, hidden_dim=hidden_dim,
+                         num_stages=num_stages, activation=activation, batch_norm=batch_norm, beta=beta,
+                         likelihood=likelihood, sigma=sigma, learn_sigma=learn_sigma,
+                         kl_warmup_epochs=kl_warmup_epochs, lr=lr, weight_decay=weight_decay, scheduler=scheduler,
+                         log_images=log_images, transform_weight=transform_weight)
         self.save_hyperparameters()
         self.alpha = alpha
         self.classifier = mlp([latent_dim, *classifier_hidden, num_classes], dropout=dropout)
@@ -119,14 +121,18 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         if pseudo_labels not in PSEUDO_LABEL_SOURCES:
             raise ValueError(f"pseudo_labels must be one of {PSEUDO_LABEL_SOURCES}, got {pseudo_labels!r}")
         self.pseudo_labels = pseudo_labels
-        if tta_shift < 0:
-            raise ValueError(f"tta_shift must be >= 0 pixels, got {tta_shift}")
+        if tta_shift < 0 or (tta_shift and not self.images):
+            raise ValueError(f"tta_shift must be >= 0 pixels (and 0 for table rows), got {tta_shift}")
         self.tta_shift = tta_shift
         if not 0.0 <= augment_erase <= 1.0:
             raise ValueError(f"augment_erase is a probability in [0, 1], got {augment_erase}")
         self.augment = augmentation(flip=augment_flip, erase=augment_erase) if augment else None
         self.consistency_augment = augmentation(flip=augment_flip, erase=augment_erase) if consistency > 0 else None
         self.init_classification_metrics(num_classes)
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return super().capabilities | {CLASSIFY}
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits ``(N, num_classes)`` of images ``(N, C, H, W)``, from the posterior mean
@@ -138,13 +144,13 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
     def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         if "unlabeled" in batch:  # paired batches from a CombinedLoader
             unlabeled, labeled = batch["unlabeled"], batch["labeled"]
-            x = torch.cat([unlabeled["image"], labeled["image"]])
-            n_lab = labeled["image"].shape[0]
+            x = torch.cat([unlabeled["input"], labeled["input"]])
+            n_lab = labeled["input"].shape[0]
             mask = torch.zeros(len(x), dtype=torch.bool, device=x.device)
             mask[-n_lab:] = known_class_mask(labeled, only_labeled=True)
             y = torch.cat([unlabeled["label"], labeled["label"]])
         else:
-            x, y = batch["image"], batch["label"]
+            x, y = batch["input"], batch["label"]
             mask = known_class_mask(batch, only_labeled=self.labels_usable_now())
         t = self.elbo_terms(x)
         if self.training and self.augment is not None and mask.any():

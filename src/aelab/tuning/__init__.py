@@ -9,8 +9,9 @@ Modules, in the order a study uses them:
 - :mod:`~aelab.tuning.samplers`: samplers (TPE default, seeded per trial) and pruners by name.
 - :mod:`~aelab.tuning.storage`: storages (SQLite default, any RDB URL, journal files), resume,
   dead-trial handling.
-- :mod:`~aelab.tuning.study`: objective (one Trainer per trial + pruning callback), workers,
-  trial budget.
+- :mod:`~aelab.tuning.configs`: a trial's recipe config (values applied, its own logger).
+- :mod:`~aelab.tuning.study`: objective (one Trainer per trial + pruning callback, from the recipe
+  builder the CLI hands over), workers, trial budget.
 - :mod:`~aelab.tuning.outputs`: best.yaml, trials.csv, figures.
 
 Python use::
@@ -24,11 +25,11 @@ from aelab.tuning.settings import TuneSettings
 from aelab.tuning.space import SpaceError
 
 
-def run(settings: TuneSettings, tune_file=None):
+def run(settings: TuneSettings, tune_file=None, build=None):
     """Run or resume a study; see :func:`aelab.tuning.study.run`."""
     from aelab.tuning.study import run as _run
 
-    return _run(settings, tune_file)
+    return _run(settings, tune_file, build)
 
 
 __all__ = ["SpaceError", "TuneSettings", "main", "run"]

@@ -31,9 +31,10 @@ def make_parser() -> ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``aelab tune`` (returns ``None``). Invalid settings exit with status 2 and a
-    message naming the field; a worker failure exits with status 1."""
+def main(argv: list[str] | None = None, build=None) -> None:
+    """Entry point of ``aelab tune`` (returns ``None``). ``build`` is the recipe builder the CLI hands
+    over (``aelab.cli.build``). Invalid settings exit with status 2 and a message naming the field; a
+    worker failure exits with status 1."""
     parser = make_parser()
     cfg = parser.parse_args(argv)
     configs = [c for c in (cfg.get("config") or []) if c is not None]
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     from aelab.tuning.study import run
 
     try:
-        run(settings, tune_file)
+        run(settings, tune_file, build)
     except SpaceError as err:
         parser.error(str(err))
     except KeyboardInterrupt:

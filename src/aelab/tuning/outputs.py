@@ -24,6 +24,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from aelab.tuning.configs import apply_params, with_logger
 from aelab.tuning.settings import Plan
 
 
@@ -41,8 +42,6 @@ def _atomic_write(path: Path, write) -> None:
 
 def best_config(study: optuna.Study, plan: Plan) -> tuple[dict, optuna.trial.FrozenTrial]:
     """The LightningCLI config of the best trial, with a logger of its own (not the trial's)."""
-    from aelab.tuning.study import apply_params, with_logger
-
     best = study.best_trial
     config = apply_params(plan, best.params)
     logger = (config.get("trainer") or {}).get("logger")

@@ -34,9 +34,10 @@ import optuna
 import yaml
 from optuna.study import MaxTrialsCallback
 
+from aelab.tuning.configs import trial_config
 from aelab.tuning.samplers import make_pruner, make_sampler
 from aelab.tuning.settings import Plan, TuneSettings, prepare
-from aelab.tuning.space import SpaceError, set_path
+from aelab.tuning.space import SpaceError
 from aelab.tuning.storage import (
     BUDGET_STATES,
     DONE_STATES,
@@ -48,44 +49,8 @@ from aelab.tuning.storage import (
     worker_record,
 )
 
-LOGGER_CLASS = "lightning.pytorch.loggers.TensorBoardLogger"
-
-
 class SurplusTrial(Exception):
     """The trial budget was already taken by other workers when this trial started."""
-
-
-# -- configs ---------------------------------------------------------------------------------------
-def with_logger(config: dict, save_dir: str | Path, name: str, version: str | None) -> dict:
-    """Point ``trainer.logger`` at a TensorBoardLogger(save_dir, name, version), keeping the
-    recipe's other TensorBoardLogger arguments; returns ``config`` (modified in place)."""
-    trainer = config.setdefault("trainer", {})
-    logger = trainer.get("logger")
-    init_args = {"default_hp_metric": False}
-    if isinstance(logger, dict) and str(logger.get("class_path", "")).endswith("TensorBoardLogger"):
-        init_args = dict(logger.get("init_args") or {})
-    init_args.update(save_dir=str(save_dir), name=name)
-    if version is None:
-        init_args.pop("version", None)
-    else:
-        init_args["version"] = version
-    trainer["logger"] = {"class_path": LOGGER_CLASS, "init_args": init_args}
-    return config
-
-
-def apply_params(plan: Plan, values: dict[str, Any]) -> dict:
-    """The recipe (with overrides) with the searched ``values`` (``key -> value``) applied."""
-    config = copy.deepcopy(plan.base)
-    by_key = {p.key: p for p in plan.params}
-    for key, value in values.items():
-        if key in by_key:
-            set_path(config, by_key[key].path, value)
-    return config
-
-
-def trial_config(plan: Plan, values: dict[str, Any], number: int) -> dict:
-    """The LightningCLI config of trial ``number``: its own TensorBoard version ``trial_NNNN``."""
-    return with_logger(apply_params(plan, values), plan.study_dir, "trials", f"trial_{number:04d}")
 
 
 # -- one trial -------------------------------------------------------------------------------------
@@ -118,15 +83,20 @@ def _log_hparams(trainer, number: int, values: dict[str, Any], metrics: dict[str
 
 
 class Objective:
-    """Callable objective: trains one trial and returns its validation metric (see module doc)."""
+    """Callable objective: trains one trial and returns its validation metric (see module doc).
 
-    def __init__(self, plan: Plan) -> None:
+    Args:
+        plan: the validated study plan.
+        build: the recipe builder, ``build(config_dict, run=False, trainer_defaults=...)`` -> an object with
+            ``trainer``, ``model`` and ``datamodule`` (``aelab.cli.build``, handed over by the CLI).
+    """
+
+    def __init__(self, plan: Plan, build) -> None:
         self.plan = plan
+        self.build = build
 
     def __call__(self, trial: optuna.Trial) -> float:
         from optuna_integration import PyTorchLightningPruningCallback  # a lightning.pytorch Callback
-
-        from aelab.cli import build
 
         s = self.plan.settings
         study = trial.study
@@ -140,7 +110,7 @@ class Objective:
         config = trial_config(self.plan, values, trial.number)
         pruning = PyTorchLightningPruningCallback(trial, monitor=s.metric)
         try:
-            cli = build(config, run=False, trainer_defaults={"callbacks": [pruning]})
+            cli = self.build(config, run=False, trainer_defaults={"callbacks": [pruning]})
         except SystemExit as err:  # jsonargparse rejected the config; its message is on stderr
             raise SpaceError(f"trial {trial.number}: LightningCLI rejected the recipe with overrides and "
                              f"values {values} (see the error above)") from err
@@ -250,7 +220,7 @@ def load_study(plan: Plan) -> optuna.Study:
     return open_study(storage, s.study_name, s.direction, make_sampler(s.sampler, s.seed), make_pruner(s.pruner))
 
 
-def run_worker(plan: Plan) -> optuna.Study:
+def run_worker(plan: Plan, build) -> optuna.Study:
     """Run trials of the plan's study in this process until the budget or the timeout is reached."""
     _quiet()
     s = plan.settings
@@ -270,7 +240,7 @@ def run_worker(plan: Plan) -> optuna.Study:
         callbacks.append(MaxTrialsCallback(s.n_trials, states=BUDGET_STATES))
     # MaxTrialsCallback stops at the exact budget; the cap (twice the missing trials) only bounds a run
     # whose trials keep failing (a diverging loss raises FloatingPointError: FAIL, replaced by a new trial)
-    study.optimize(Objective(plan), n_trials=2 * remaining + 1 if remaining is not None else None,
+    study.optimize(Objective(plan, build), n_trials=2 * remaining + 1 if remaining is not None else None,
                    timeout=s.timeout, callbacks=callbacks, catch=(SurplusTrial, FloatingPointError),
                    gc_after_trial=True)
     return study
@@ -301,9 +271,10 @@ def _spawn_workers(plan: Plan) -> list[int]:
         os.unlink(worker_config)
 
 
-def run(settings: TuneSettings, tune_file: str | Path | None = None) -> optuna.Study:
+def run(settings: TuneSettings, tune_file: str | Path | None = None, build=None) -> optuna.Study:
     """Run (or resume) a study: validate, start ``n_jobs`` workers (or run in this process), then
     write the study outputs (``aelab.tuning.outputs``) unless this process is itself a worker.
+    ``build`` is the recipe builder (default: ``aelab.cli.build``, imported only when none is given).
 
     Raises:
         aelab.tuning.space.SpaceError: for invalid settings (message names the field).
@@ -311,6 +282,10 @@ def run(settings: TuneSettings, tune_file: str | Path | None = None) -> optuna.S
     """
     from aelab.tuning.outputs import print_summary, write_outputs
 
+    if build is None:  # Python use without the CLI: the builder of the aelab command
+        from importlib import import_module
+
+        build = import_module("aelab.cli").build
     plan = prepare(settings, tune_file)
     s = plan.settings
     if s.worker_index is None:
@@ -327,7 +302,7 @@ def run(settings: TuneSettings, tune_file: str | Path | None = None) -> optuna.S
         study = load_study(plan)
     else:
         try:
-            study = run_worker(plan)
+            study = run_worker(plan, build)
         except KeyboardInterrupt:
             print("interrupted; writing the outputs of the finished trials", flush=True)
             study = load_study(plan)

@@ -1,4 +1,4 @@
-"""Anomaly scores: functions of ``(model, images)`` returning one number per image, higher = more anomalous.
+"""Anomaly scores: functions of ``(model, inputs, ...)`` returning one number per item, higher = more anomalous.
 
 =====================  ==============================================================  ===========
 name                   definition                                                      models
@@ -29,20 +29,20 @@ softmax probability baseline for out-of-distribution detection (Hendrycks & Gimp
 arXiv:1610.02136); geometric-transformation prediction (Golan & El-Yaniv 2018, arXiv:1805.10917;
 Hendrycks, Mazeika, Kadavath & Song 2019, arXiv:1906.12340).
 
-The latent-density scores need statistics of the training codes: :func:`fit_latent_stats` computes
-them, and models keep them in ``model.score_stats`` (saved in checkpoints), so ``aelab evaluate``
-and a later ``aelab predict`` give the same numbers.
+The latent-density scores take statistics of the training codes as arguments; a
+:class:`aelab.scoring.Scorer` fits them (:mod:`aelab.scoring.latent_stats`) and keeps them as module
+state, so the test step, ``aelab evaluate``, ``aelab predict`` and an exported model give the same
+numbers. Every function takes the model first and calls only what its capabilities promise
+(:mod:`aelab.models.base`); none imports a model class. Which score applies to which model:
+:mod:`aelab.scoring.registry`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-
 import torch
 from kornia.filters import gaussian_blur2d
 
-from aelab.models.vae import gaussian_kl, gaussian_log_density
+from aelab.distributions import gaussian_kl, gaussian_log_density
 
 Tensor = torch.Tensor
 
@@ -146,53 +146,36 @@ def recon_prob_score(model, x: Tensor, k: int = 16) -> Tensor:
 
 
 # -- latent-density scores --------------------------------------------------------------------------
-def fit_latent_stats(codes: Tensor, max_reference: int = 10_000, shrinkage: float = 1e-3,
-                     seed: int = 0) -> dict[str, Tensor]:
-    """Statistics of training codes ``(M, D)`` for the latent-density scores.
-
-    Returns ``{"code_mean": (D,), "code_precision": (D, D), "reference_codes": (R, D)}``: the mean,
-    the inverse of the covariance shrunk towards ``shrinkage * mean variance * I`` (keeps it invertible),
-    and a seeded subset of at most ``max_reference`` codes for the k-NN score. float32, on the CPU.
-
-    Raises:
-        ValueError: if fewer than 2 codes are given.
-    """
-    codes = codes.detach().double().cpu()
-    if codes.ndim != 2 or len(codes) < 2:
-        raise ValueError(f"need at least 2 codes of shape (M, D) to fit latent statistics, got {tuple(codes.shape)}")
-    mean = codes.mean(0)
-    cov = torch.cov(codes.T).reshape(codes.shape[1], codes.shape[1])
-    cov = cov + shrinkage * cov.diagonal().mean().clamp_min(1e-12) * torch.eye(len(cov), dtype=cov.dtype)
-    idx = torch.randperm(len(codes), generator=torch.Generator().manual_seed(seed))[:max_reference]
-    return {"code_mean": mean.float(), "code_precision": torch.linalg.inv(cov).float(),
-            "reference_codes": codes[idx].float()}
-
-
-def _stats(model) -> dict[str, Tensor]:
-    stats = getattr(model, "score_stats", None)
-    if not stats:
-        raise RuntimeError(
-            f"{type(model).__name__} has no fitted latent statistics: call "
-            "aelab.scores.fit_model_stats(model, train_loader) first (aelab evaluate does this)"
-        )
-    return stats
-
-
-def mahalanobis_score(model, x: Tensor) -> Tensor:
+def mahalanobis_score(model, x: Tensor, code_mean: Tensor, code_precision: Tensor) -> Tensor:
     """Mahalanobis distance ``sqrt((z - m)^T S^-1 (z - m))`` of the code ``z = encode(x)`` to the
-    training codes' mean ``m`` and covariance ``S`` (Lee et al. 2018), ``(N,)``, latent units."""
-    stats = _stats(model)
-    d = model.encode(x) - stats["code_mean"].to(x.device)
-    return torch.einsum("ni,ij,nj->n", d, stats["code_precision"].to(x.device), d).clamp_min(0).sqrt()
+    training codes' mean ``m`` ``(D,)`` and precision ``S^-1`` ``(D, D)`` (Lee et al. 2018), ``(N,)``,
+    latent units."""
+    d = model.encode(x) - code_mean
+    return torch.einsum("ni,ij,nj->n", d, code_precision, d).clamp_min(0).sqrt()
 
 
-def knn_score(model, x: Tensor, k: int = 5) -> Tensor:
-    """Mean Euclidean distance from ``encode(x)`` to its ``k`` nearest training codes, ``(N,)``."""
-    ref = _stats(model)["reference_codes"].to(x.device)
-    dist = torch.cdist(model.encode(x), ref)
-    return dist.topk(min(k, ref.shape[0]), dim=1, largest=False).values.mean(1)
+def pairwise_distances(a: Tensor, b: Tensor) -> Tensor:
+    """Euclidean distances ``(N, M)`` between the rows of ``a`` ``(N, D)`` and ``b`` ``(M, D)``.
+
+    ``|a|^2 + |b|^2 - 2 a.b`` as one matrix product of padded rows: the computation of
+    ``torch.cdist`` for more than 25 rows (ATen's ``_euclidean_dist``), written out so that eager
+    PyTorch, TorchScript and ONNX Runtime all run the same formula.
+    """
+    a_norm = a.pow(2).sum(-1, keepdim=True)
+    b_norm = b.pow(2).sum(-1, keepdim=True)
+    a_pad = torch.cat([a.mul(-2), a_norm, torch.ones_like(a_norm)], -1)
+    b_pad = torch.cat([b, torch.ones_like(b_norm), b_norm], -1)
+    return (a_pad @ b_pad.transpose(-2, -1)).clamp_min(0).sqrt()
 
 
+def knn_score(model, x: Tensor, reference_codes: Tensor, k: int = 5) -> Tensor:
+    """Mean Euclidean distance from ``encode(x)`` to its ``k`` nearest training codes
+    (``reference_codes`` ``(R, D)``), ``(N,)``, latent units."""
+    dist = pairwise_distances(model.encode(x), reference_codes)
+    return dist.topk(min(k, reference_codes.shape[0]), dim=1, largest=False).values.mean(1)
+
+
+# -- classifier and self-supervised scores ----------------------------------------------------------
 def msp_score(model, x: Tensor) -> Tensor:
     """``1 - max_k softmax(classify(x))_k``, ``(N,)`` in [0, 1 - 1/K]: low classifier confidence =
     likely out-of-distribution (Hendrycks & Gimpel 2017). Needs a model with ``classify``."""
@@ -205,96 +188,3 @@ def transform_score(model, x: Tensor) -> Tensor:
     (Golan & El-Yaniv 2018, arXiv:1805.10917; Hendrycks et al. 2019, arXiv:1906.12340, Sec. 4).
     Needs a model trained with ``transform_weight > 0`` (see :mod:`aelab.models.transform_head`)."""
     return model.transform_head.nll(model.encoder, x)
-
-
-# -- registry ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ScoreSpec:
-    """A registered score: its function, what the model needs for it (a VAE, a classifier, a
-    reconstruction; every score but ``msp`` needs ``encode``), and whether it needs fitted statistics."""
-
-    fn: Callable[..., Tensor]
-    vae_only: bool = False
-    needs_fit: bool = False
-    unit: str = ""
-    needs_classifier: bool = False
-    needs_reconstruct: bool = False
-    needs_transform_head: bool = False
-
-
-SCORES: dict[str, ScoreSpec] = {
-    "mse": ScoreSpec(mse_score, unit="per pixel", needs_reconstruct=True),
-    "local_error": ScoreSpec(local_error_score, unit="smoothed squared error", needs_reconstruct=True),
-    "neg_elbo": ScoreSpec(neg_elbo_score, vae_only=True, unit="nats"),
-    "neg_elbo_k": ScoreSpec(lambda m, x, k=16: neg_elbo_score(m, x, k), vae_only=True, unit="nats"),
-    "iwae": ScoreSpec(iwae_score, vae_only=True, unit="nats"),
-    "recon_prob": ScoreSpec(recon_prob_score, vae_only=True, unit="nats"),
-    "mahalanobis": ScoreSpec(mahalanobis_score, needs_fit=True, unit="latent units"),
-    "knn": ScoreSpec(knn_score, needs_fit=True, unit="latent units"),
-    "msp": ScoreSpec(msp_score, needs_classifier=True, unit="probability"),
-    "transform": ScoreSpec(transform_score, needs_transform_head=True, unit="nats"),
-}
-
-
-def is_vae(model) -> bool:
-    return all(hasattr(model, a) for a in ("posterior", "decode_logits", "log_likelihood", "reparameterize"))
-
-
-def applicable(model, spec: ScoreSpec) -> bool:
-    """Whether ``model`` (an instance or a class) has what score ``spec`` needs."""
-    return ((is_vae(model) or not spec.vae_only) and (hasattr(model, "classify") or not spec.needs_classifier)
-            and (hasattr(model, "reconstruct") or not spec.needs_reconstruct)
-            and (hasattr(model, "encode") or spec.needs_classifier)
-            and (getattr(model, "transform_weight", 0) > 0 or not spec.needs_transform_head))
-
-
-def applicable_scores(model) -> list[str]:
-    """Names of the scores that apply to ``model`` (VAE-only scores need a VAE, ``msp`` a classifier)."""
-    return [name for name, spec in SCORES.items() if applicable(model, spec)]
-
-
-@torch.no_grad()
-def score(model, x: Tensor, method: str = "mse", **kwargs) -> Tensor:
-    """Score images ``(N, C, H, W)`` float32 in [0, 1] with ``method``: ``(N,)``, higher = more anomalous.
-
-    ``kwargs`` go to the score function (e.g. ``k`` samples, ``sigma``, ``top_k``).
-
-    Raises:
-        ValueError: unknown method, or a VAE-only score on a model that is not a VAE.
-        RuntimeError: a latent-density score before :func:`fit_model_stats`.
-    """
-    if method not in SCORES:
-        raise ValueError(f"unknown anomaly score {method!r}; expected one of {list(SCORES)}")
-    spec = SCORES[method]
-    if not applicable(model, spec):
-        need = ("a VAE" if spec.vae_only else "a classifier" if spec.needs_classifier
-                else "a model trained with transform_weight > 0" if spec.needs_transform_head else "an autoencoder")
-        raise ValueError(f"score {method!r} needs {need}; {type(model).__name__} supports {applicable_scores(model)}")
-    return spec.fn(model, x, **kwargs)
-
-
-@torch.no_grad()
-def encode_all(model, batches: Iterable[dict[str, Tensor]]) -> Tensor:
-    """Codes ``(M, D)`` of every image in ``batches`` (dicts with ``"image"``), on the CPU."""
-    device = next(model.parameters()).device
-    return torch.cat([model.encode(b["image"].to(device)).cpu() for b in batches])
-
-
-def fit_model_stats_on(model, dataset, batch_size: int = 500, **kwargs) -> dict[str, Tensor]:
-    """:func:`fit_model_stats` on every image of an in-memory dataset, in order (the one way both the
-    test step and ``aelab evaluate`` fit the latent statistics, so they agree)."""
-    device = next(model.parameters()).device
-    batches = ({"image": dataset[list(range(i, min(i + batch_size, len(dataset))))]["image"].to(device)}
-               for i in range(0, len(dataset), batch_size))
-    return fit_model_stats(model, batches, **kwargs)
-
-
-def fit_model_stats(model, batches: Iterable[dict[str, Tensor]], **kwargs) -> dict[str, Tensor]:
-    """Encodes ``batches`` (normally the training loader), fits :func:`fit_latent_stats` and stores the
-    result in ``model.score_stats`` (saved with the model's checkpoints). Returns the statistics."""
-    was_training = model.training
-    model.eval()
-    stats = fit_latent_stats(encode_all(model, batches), **kwargs)
-    model.train(was_training)
-    model.score_stats = stats
-    return stats

@@ -1,4 +1,4 @@
-"""Read, verify, locate and download IDX files (no torchvision needed).
+"""Read, verify, locate and download IDX files (no torchvision needed); IDX image files as a source.
 
 IDX is the big-endian format of MNIST (LeCun, Cortes & Burges,
 http://yann.lecun.com/exdb/mnist/): two zero bytes, a type code (0x08 = uint8, the only
@@ -27,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from aelab.data.errors import DataError
+from aelab.data.sources.base import ImageSource
+
 MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 UINT8 = 0x08
 
 
-class DataError(ValueError):
-    """A data file is missing, truncated or corrupt (the message says which and why)."""
 
 
 @dataclass(frozen=True)
@@ -247,12 +248,22 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool
     ``verify_checksums``, checked against ``files``. Raises DataError for a missing or corrupt
     file, images that are not 3-D, labels that are not 1-D, or mismatched counts.
     """
-    arrays = {}
-    for key in ("train_images", "train_labels", "test_images", "test_labels"):
+    keys = ("train_images", "train_labels", "test_images", "test_labels")
+    in_data_dir = {key: find_file(data_dir, files[key]) for key in keys}
+    if any(in_data_dir.values()) and not all(in_data_dir.values()):
+        missing = [files[k].name for k, v in in_data_dir.items() if v is None]
+        raise DataError(f"data_dir {data_dir} holds only some of the four Fashion-MNIST files ({missing} "
+                        "missing): aelab does not mix files of two copies; put all four there, or remove "
+                        f"them to use another copy{how_to_get(data_dir, mirror)}")
+    arrays, places = {}, set()
+    for key in keys:
         spec = files[key]
         path = locate(spec, data_dir, download=download, opener=opener, mirror=mirror,
                       system_dir=system_dir)
+        places.add(str(path.parent))
         arrays[key] = read_idx_verified(path, spec) if verify_checksums else read_idx(path)
+    if data_dir is not None and places != {str(Path(data_dir))}:
+        print(f"Fashion-MNIST: not in data_dir {data_dir}; read from {', '.join(sorted(places))}", flush=True)
     out = []
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
@@ -263,3 +274,70 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool
                             f"{how_to_get(data_dir, mirror)}")
         out += [images, labels]
     return tuple(out)
+
+
+def is_idx_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` starts like a uint8 IDX file (``00 00 08 <ndim>``), gzip-compressed or not."""
+    path = Path(path)
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            head = f.read(4)
+    except (OSError, EOFError, zlib.error):
+        return False
+    return len(head) == 4 and head[:3] == bytes([0, 0, UINT8]) and head[3] in (1, 3, 4)
+
+
+def read_idx_images(path: str | os.PathLike) -> "torch.Tensor":
+    """A uint8 IDX image file (``(N, H, W)``, or ``(N, C, H, W)``) as a tensor ``(N, C, H, W)``.
+
+    Raises:
+        DataError: unreadable or corrupt file, or an IDX file of another rank (e.g. labels).
+    """
+    import torch
+
+    array = read_idx(path)
+    if array.ndim == 3:
+        array = array[:, None]
+    if array.ndim != 4:
+        raise DataError(f"{path}: IDX file of shape {array.shape}; expected images (N, H, W) or (N, C, H, W)")
+    return torch.from_numpy(array)
+
+
+class IDXImages(ImageSource):
+    """Images of one IDX file (e.g. MNIST's ``t10k-images-idx3-ubyte.gz``) as an image source, every
+    image unlabeled: a second data set used as out-of-distribution input.
+
+    Args:
+        path: the IDX image file (``.gz`` or raw).
+        labels_path: an optional IDX label file of the same length (labels kept as class ids).
+    """
+
+    def __init__(self, path: str, labels_path: str | None = None) -> None:
+        self.path = path
+        self.labels_path = labels_path
+        self._set = None
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.load().images.shape[1:])  # type: ignore[return-value]
+
+    def load(self):
+        import torch
+
+        from aelab.data.sources.base import ImageSet
+
+        if self._set is None:
+            images = read_idx_images(self.path)
+            if self.labels_path is not None:
+                labels = torch.from_numpy(read_idx(self.labels_path).astype(np.int64))
+                if labels.ndim != 1 or len(labels) != len(images):
+                    raise DataError(f"{self.labels_path}: {tuple(labels.shape)} labels for {len(images)} images in "
+                                    f"{self.path}")
+                names = tuple(str(k) for k in range(int(labels.max()) + 1)) if len(labels) else ()
+            else:
+                labels, names = torch.full((len(images),), -1, dtype=torch.long), ()
+            self._set = ImageSet(images, labels, names)
+        return self._set
+
+    def describe(self) -> str:
+        return f"IDX images {self.path}"

@@ -1,8 +1,8 @@
 """Classification metrics shared by the models that predict classes (torchmetrics).
 
 Logged per stage: ``{stage}_acc`` (micro accuracy: correct / all) and ``{stage}_f1`` (macro F1);
-on the test set also the confusion matrix (``model.test_confusion``, rows = true class), drawn into
-TensorBoard. Only images with a known in-distribution class count: ``label >= 0`` and, where the
+on the test set also the confusion matrix (``model.test_confusion``, rows = true class; the CLI draws
+it into TensorBoard with the data's class names, :func:`aelab.evaluation.plots.confusion_figure`). Only images with a known in-distribution class count: ``label >= 0`` and, where the
 batch says so, ``anomaly == 0``; in training and validation also only images marked ``labeled``.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
@@ -26,18 +25,6 @@ def known_class_mask(batch: dict[str, torch.Tensor], only_labeled: bool) -> torc
     if only_labeled and "labeled" in batch:
         mask &= batch["labeled"].bool()
     return mask
-
-
-def confusion_figure(matrix: torch.Tensor, class_names: list[str] | tuple[str, ...] | None = None) -> Figure:
-    """The confusion matrix ``(K, K)`` (rows = true class) as a matplotlib figure with counts."""
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    fig = Figure(figsize=(6, 6))
-    ax = fig.subplots()
-    ConfusionMatrixDisplay(matrix.cpu().numpy(), display_labels=class_names).plot(
-        ax=ax, colorbar=False, xticks_rotation=45)
-    fig.tight_layout()
-    return fig
 
 
 class ClassificationMetricsMixin:
@@ -90,9 +77,4 @@ class ClassificationMetricsMixin:
         super().on_test_epoch_end()
         if self.test_confusion_metric.update_count == 0:
             return
-        matrix = self.test_confusion_metric.compute()
-        self.test_confusion = matrix.long().tolist()
-        tb = self.tensorboard()
-        if tb is not None:
-            names = getattr(self.trainer.datamodule, "class_names", None) if self.trainer.datamodule else None
-            tb.experiment.add_figure("test/confusion_matrix", confusion_figure(matrix, names), self.global_step)
+        self.test_confusion = self.test_confusion_metric.compute().long().tolist()

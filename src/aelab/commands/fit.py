@@ -1,0 +1,52 @@
+"""What ``fit`` and ``test`` need around Lightning's loops: fitting the scorer of the best checkpoint
+after training (and writing it into that checkpoint), calibrating before a test when a checkpoint
+carries no fitted scorer, and the test confusion matrix in TensorBoard with the data's class names."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from aelab.checkpoint import load_weights, read_checkpoint, save_atomic
+from aelab.commands.predict import ensure_calibrated
+from aelab.evaluation.plots import confusion_figure
+from aelab.scoring.calibrate import calibrate
+
+
+def calibrate_checkpoint(trainer, model, datamodule, ckpt_path: str, batch_size: int = 500, seed: int = 0) -> str:
+    """Load ``ckpt_path`` into ``model``, fit its scorer (statistics on the training items, threshold on
+    the normal validation items) and write the scorer's state into the checkpoint file (atomically, by
+    the first process). Returns the scorer's description."""
+    scorer = model.scorer
+    load_weights(model, ckpt_path)
+    model.to(trainer.strategy.root_device)
+    datamodule.setup("fit")
+    calibrate(scorer, model, datamodule.train_set, datamodule.normal_val_set, batch_size, seed)
+    if trainer.is_global_zero:
+        ckpt = read_checkpoint(ckpt_path)
+        ckpt["state_dict"].update({k: v.cpu() if torch.is_tensor(v) else v
+                                   for k, v in scorer.state_dict(prefix="scorer.").items()})
+        save_atomic(ckpt, ckpt_path)
+    trainer.strategy.barrier()
+    return scorer.describe()
+
+
+class TestReport(Callback):
+    """Before testing: calibrate the scorer if the checkpoint carries no fitted one. After testing: the
+    confusion matrix of a classifier into TensorBoard, rows and columns named by the datamodule's classes."""
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        if getattr(pl_module, "scorer", None) is not None and trainer.datamodule is not None:
+            with torch.inference_mode(False):
+                ensure_calibrated(pl_module, trainer.datamodule)
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        matrix = getattr(pl_module, "test_confusion", None)
+        if matrix is None or not trainer.is_global_zero:
+            return
+        names = tuple(getattr(trainer.datamodule, "class_names", ()) or ()) or None
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_figure("test/confusion_matrix", confusion_figure(matrix, names),
+                                             pl_module.global_step)

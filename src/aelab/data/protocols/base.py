@@ -1,0 +1,121 @@
+"""The base of every aelab datamodule: in-memory train / validation / test sets drawn by index
+batches, paired unlabeled/labeled batches for semi-supervised models, and what the scorer, the
+commands and the CLI ask of a datamodule (``input_shape``, ``class_names``, normal validation items,
+reading new inputs for ``aelab predict``, and the preprocessing as a module for export).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import CombinedLoader
+from torch import nn
+from torch.utils.data import DataLoader
+
+from aelab.data.datasets import InMemoryDataset, batch_loader
+
+
+class InMemoryDataModule(pl.LightningDataModule):
+    """Base class: subclasses fill ``self.train_set``, ``self.val_set``, ``self.test_set`` (and, with
+    labels, ``self.labeled_train_set``) in ``setup``.
+
+    Args:
+        batch_size: items per batch.
+        labeled_batch_size: if set, ``train_dataloader`` yields *paired* batches
+            ``{"unlabeled": batch of all training items, "labeled": batch of labeled ones}`` from a
+            Lightning ``CombinedLoader`` (``max_size_cycle``: the small labeled set is cycled), so a
+            semi-supervised model sees both every step.
+        labeled_only: train on the labeled training items alone (supervised models with few
+            labels: an epoch is then one pass over the labeled items).
+        seed: seeds splits and shuffling.
+        num_workers: DataLoader workers (0 is fastest for in-memory data).
+    """
+
+    class_names: tuple[str, ...] = ()
+
+    def __init__(self, batch_size: int = 128, seed: int = 42, num_workers: int = 0,
+                 labeled_batch_size: int | None = None, labeled_only: bool = False) -> None:
+        super().__init__()
+        if batch_size < 1 or (labeled_batch_size is not None and labeled_batch_size < 1):
+            raise ValueError(f"batch sizes must be >= 1, got {batch_size}, {labeled_batch_size}")
+        if labeled_only and labeled_batch_size is not None:
+            raise ValueError("labeled_only and labeled_batch_size exclude each other")
+        self.batch_size = batch_size
+        self.labeled_batch_size = labeled_batch_size
+        self.labeled_only = labeled_only
+        self.seed = seed
+        self.num_workers = num_workers
+        self.train_set: InMemoryDataset | None = None
+        self.val_set: InMemoryDataset | None = None
+        self.test_set: InMemoryDataset | None = None
+        self.labeled_train_set: InMemoryDataset | None = None
+
+    # -- what the model and the commands need to know -----------------------------------------------
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """``(C, H, W)`` of the images or ``(D,)`` of the rows in a batch (linked to the model by the CLI)."""
+        raise NotImplementedError
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def normal_val_set(self) -> InMemoryDataset:
+        """The validation items known to be normal (all of them unless the validation set marks
+        anomalies): the scorer's threshold is fitted on them."""
+        val = self._require("val_set")
+        if "anomaly" in val.extras and bool(val.extras["anomaly"].any()):
+            return val.subset(val.extras["anomaly"] == 0)
+        return val
+
+    def read_inputs(self, path: str | Path) -> InMemoryDataset:
+        """New inputs at ``path`` (a file or folder), preprocessed exactly as the training data, with
+        their ``names``; labels ``-1``.
+
+        Raises:
+            aelab.data.errors.DataError: unreadable input, or input of the wrong shape or columns
+                (naming the file and what the model expects).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot read new inputs")
+
+    def preprocessor(self) -> nn.Module:
+        """The preprocessing of raw inputs as a module for export: uint8 images ``(N, C, H, W)`` -> float
+        in [0, 1] (tables: transforms and scaling)."""
+        from aelab.data.transforms import ToFloat
+
+        return ToFloat()
+
+    # -- loaders ----------------------------------------------------------------------------------
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
+        train = self._require("labeled_train_set" if self.labeled_only else "train_set")
+        loader = batch_loader(train, self.batch_size, True, self.seed, self.num_workers)
+        if self.labeled_batch_size is None:
+            return loader
+        labeled = self._require("labeled_train_set")
+        if labeled is None or len(labeled) == 0:
+            raise ValueError(f"{type(self).__name__}: labeled_batch_size is set but there are no labeled "
+                             "training items (set labels_per_class or use a protocol with labels)")
+        labeled_loader = batch_loader(labeled, self.labeled_batch_size, True, self.seed + 1, self.num_workers)
+        return CombinedLoader({"unlabeled": loader, "labeled": labeled_loader}, mode="max_size_cycle")
+
+    def val_dataloader(self) -> DataLoader:
+        return batch_loader(self._require("val_set"), self.batch_size, False, num_workers=self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        return batch_loader(self._require("test_set"), self.batch_size, False, num_workers=self.num_workers)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    def _require(self, name: str) -> InMemoryDataset:
+        if self.train_set is None:
+            self.setup("fit" if name != "test_set" else "test")
+        return getattr(self, name)
+
+
+def all_true(n: int) -> torch.Tensor:
+    """``(n,)`` bool, all true."""
+    return torch.ones(n, dtype=torch.bool)
