@@ -38,3 +38,21 @@ def test_mlp_layout():
     net = mlp([10, 256, 64, 5], dropout=0.2)
     assert net(torch.rand(3, 10)).shape == (3, 5)
     assert sum(isinstance(m, torch.nn.Dropout) for m in net) == 2
+
+
+@pytest.mark.parametrize("shape, stages", [((3, 64, 64), 4), ((3, 96, 96), 5), ((3, 128, 128), 5), ((3, 96, 96), 3)])
+def test_larger_rgb_images(shape, stages):
+    """Stages, LeakyReLU and a larger first kernel: encoder and decoder retrace the sizes exactly."""
+    enc = ConvEncoder(shape, channels=4, out_dim=8, hidden_dim=16, num_stages=stages, activation="leaky_relu",
+                      first_kernel=5, first_stride=2)
+    dec = ConvDecoder(shape, channels=4, latent_dim=8, hidden_dim=16, num_stages=stages, activation="leaky_relu",
+                      first_kernel=5, first_stride=2)
+    x = torch.rand(2, *shape)
+    assert enc(x).shape == (2, 8) and dec(enc(x)).shape == (2, *shape)
+    assert sum(isinstance(m, torch.nn.LeakyReLU) for m in enc.conv) == stages
+    side = shape[1]
+    for _ in range(stages):
+        side = (side - 1) // 2 + 1
+    assert enc.feature_shape == (4 * 2 ** (stages - 1), side, side)
+    with pytest.raises(ValueError, match="activation"):
+        ConvEncoder(shape, activation="gelu")

@@ -101,7 +101,10 @@ def test_scorer_survives_a_weights_only_checkpoint(trained, tmp_path):
 
 def test_pairwise_distances_match_cdist():
     a, b = torch.randn(7, 5), torch.randn(40, 5)
-    assert torch.equal(pairwise_distances(a, b), torch.cdist(a, b))
+    torch.testing.assert_close(pairwise_distances(a, b), torch.cdist(a.double(), b.double()).float())
+    far = torch.randn(3, 4) + 1000.0  # codes far from the origin: float32 expansion would lose the distance
+    near = far + 1e-3 * torch.randn(3, 4)
+    torch.testing.assert_close(pairwise_distances(far, near).diagonal(), (far - near).norm(dim=1), rtol=1e-3, atol=0)
 
 
 class FixedReconstruction(torch.nn.Module):

@@ -66,9 +66,11 @@ def checkpoint_class_path(ckpt: dict) -> str | None:
     return hparams.get("_class_path") if isinstance(hparams, dict) else None
 
 
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+def load_weights(model: nn.Module, path: str | Path, datamodule=None) -> nn.Module:
     """Loads the ``state_dict`` of checkpoint ``path`` into ``model`` (strict), after the model's
-    ``on_load_checkpoint`` hook, and returns the model in eval mode.
+    ``on_load_checkpoint`` hook, and returns the model in eval mode. With a ``datamodule``, also its state
+    as Lightning saved it (``checkpoint[<datamodule class name>]``: e.g. a table scaler fitted at training
+    time), so new data is preprocessed as the training data was.
 
     Raises:
         CheckpointError: see :func:`read_checkpoint`, or if the weights do not fit the model
@@ -85,6 +87,9 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         raise CheckpointError(
             f"checkpoint {path} does not fit {type(model).__name__} with hparams {hparams}: "
             f"{str(err)[:600]}") from err
+    state = ckpt.get(type(datamodule).__qualname__) if datamodule is not None else None
+    if state:
+        datamodule.load_state_dict(state)
     return model.eval()
 
 

@@ -26,8 +26,10 @@ from aelab.data import (  # noqa: F401
     FashionMNISTDataModule,
     ImageFolderDataModule,
     OneClassDataModule,
+    TabularDataModule,
 )
 from aelab.models import CAE, VAE, AutoencoderModule, EncoderClassifier, SemiSupervisedVAE  # noqa: F401
+from aelab.runs import run_dir
 from aelab.scoring.scorer import Scorer, attach_scorer
 
 AELAB_SUBCOMMANDS = ("evaluate", "latent", "export")
@@ -108,14 +110,37 @@ def build(args: list[str] | dict | None = None, run: bool = True, **kwargs) -> A
 
 def predict_args(argv: list[str]) -> list[str]:
     """``aelab predict --data PATH``: a path to new data (a file or folder that is not a YAML / JSON
-    config) means ``--input PATH``; ``--data`` keeps its LightningCLI meaning otherwise."""
+    config) means ``--input PATH``; ``--data`` keeps its LightningCLI meaning otherwise. Without
+    ``--config``, the run's ``config.yaml`` beside ``--ckpt_path`` is used."""
     out = list(argv)
     for i, arg in enumerate(out[:-1]):
         if arg == "--data":
             value = out[i + 1]
             if Path(value).exists() and Path(value).suffix.lower() not in (".yaml", ".yml", ".json"):
                 out[i], out[i + 1] = "--input", value
+    if "--config" not in out and "-c" not in out and "--ckpt_path" in out[:-1]:
+        run_config = run_dir(out[out.index("--ckpt_path") + 1]) / "config.yaml"
+        if run_config.is_file():
+            out[1:1] = ["--config", str(run_config)]
     return out
+
+
+def predict_exported_args(argv: list[str]) -> bool:
+    """``aelab predict --model FILE.onnx|FILE.pt --data PATH [--output OUT]``: run an exported detector
+    (no config, no checkpoint). Returns whether ``argv`` was such a call (and ran it)."""
+    if "--model" not in argv[:-1]:
+        return False
+    model = argv[argv.index("--model") + 1]
+    if Path(model).suffix not in (".onnx", ".pt"):
+        return False
+    from aelab.commands.exported import predict_exported
+
+    value = {flag: argv[argv.index(flag) + 1] for flag in ("--data", "--input", "--output") if flag in argv[:-1]}
+    data = value.get("--data", value.get("--input"))
+    if data is None:
+        raise SystemExit("aelab predict --model FILE needs --data PATH (an image file or folder, an IDX file, a table)")
+    predict_exported(model, data, value.get("--output"))
+    return True
 
 
 def main(args: list[str] | None = None) -> None:
@@ -131,6 +156,8 @@ def main(args: list[str] | None = None) -> None:
         tune_main(argv[1:], build)
         return
     if argv[:1] == ["predict"]:
+        if predict_exported_args(argv):
+            return
         argv = predict_args(argv)
     build(argv)
 

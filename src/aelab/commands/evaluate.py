@@ -35,7 +35,7 @@ def run_evaluate(trainer, model, datamodule, ckpt_path: str | None, s: EvaluateS
         raise ValueError(f"aelab evaluate needs an autoencoder (CAE, VAE, SemiSupervisedVAE); got {type(model).__name__}")
     scorer = model.scorer if getattr(model, "scorer", None) is not None else attach_scorer(model)
     if ckpt_path:
-        load_weights(model, ckpt_path)
+        load_weights(model, ckpt_path, datamodule)
     names = s.scores or applicable_scores(model)
     settings = {}
     for name in names:

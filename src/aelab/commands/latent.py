@@ -28,7 +28,7 @@ def run_latent(trainer, model, datamodule, ckpt_path: str | None, s: LatentSetti
         raise ValueError("`aelab latent` needs --ckpt_path (a checkpoint written by `aelab fit`)")
     timer = Timer()
     with timer("load"):
-        load_weights(model, ckpt_path)
+        load_weights(model, ckpt_path, datamodule)
         device = trainer.strategy.root_device
         model.to(device)
     print(f"aelab latent: encoding the {s.split} split ({type(model).__name__}, {ckpt_path})", flush=True)

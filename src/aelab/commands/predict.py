@@ -17,6 +17,7 @@ import torch
 
 from aelab.checkpoint import load_weights
 from aelab.commands.settings import PredictSettings
+from aelab.data.datasets import InMemoryDataset
 from aelab.models.base import CLASSIFY, IMAGES, RECONSTRUCT
 from aelab.runs import infer, model_device, output_dir, write_csv
 from aelab.scoring.calibrate import calibrate
@@ -36,30 +37,43 @@ def ensure_calibrated(model, datamodule, batch_size: int = 500, seed: int = 0) -
     calibrate(scorer, model, datamodule.train_set, datamodule.normal_val_set, batch_size, seed)
 
 
-def prediction_columns(model, dataset, batch_size: int = 256, seed: int = 0,
+def prediction_columns(scores: torch.Tensor | None, flags: torch.Tensor | None, threshold: float | None,
+                       names: list[str], probs: torch.Tensor | None = None,
                        class_names: tuple[str, ...] = ()) -> dict[str, list]:
-    """The columns of ``predictions.csv`` for every item of an in-memory data set: ``item``, ``score``,
-    ``threshold``, ``is_anomaly`` (models with a scorer) and ``predicted_class`` (+ name) / ``probability``
-    (models with a classifier)."""
-    device = model_device(model)
-    model.eval()
-    names = dataset.names if dataset.names is not None else [str(i) for i in range(len(dataset))]
+    """The columns of ``predictions.csv``: ``item``, ``score``, ``threshold``, ``is_anomaly`` (models with a
+    scorer) and ``predicted_class`` (+ ``predicted_name``) / ``probability`` (models with a classifier)."""
     columns: dict[str, list] = {"item": list(names)}
-    scorer = getattr(model, "scorer", None)
-    if scorer is not None:
-        torch.manual_seed(seed)
-        scores = infer(lambda x: scorer(model, x), dataset, batch_size, device)
+    if scores is not None:
         columns["score"] = scores.double().tolist()
-        columns["threshold"] = [float(scorer.threshold_)] * len(scores)
-        columns["is_anomaly"] = scorer.flag(scores).tolist()
-    if CLASSIFY in model.capabilities:
-        probs = infer(lambda x: model.classify(x).softmax(-1), dataset, batch_size, device)
+        columns["threshold"] = [threshold] * len(scores)
+        columns["is_anomaly"] = flags.tolist()
+    if probs is not None:
         prob, pred = probs.max(-1)
         columns["predicted_class"] = pred.tolist()
         if class_names:
             columns["predicted_name"] = [class_names[int(p)] for p in pred]
         columns["probability"] = prob.double().tolist()
     return columns
+
+
+@torch.no_grad()
+def score_inputs(model, dataset, preprocess=None, batch_size: int = 256, seed: int = 0
+                 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """``(scores (N,), flags (N,), class probabilities (N, K))`` of every item of ``dataset`` (raw inputs
+    passed through ``preprocess`` first, if given); ``None`` for what the model does not offer. The one
+    eager scoring path of ``aelab predict`` and :class:`aelab.Detector`."""
+    device = model_device(model)
+    model.eval()
+    pre = preprocess.to(device) if preprocess is not None else (lambda x: x)
+    scorer = getattr(model, "scorer", None)
+    scores = flags = probs = None
+    if scorer is not None:
+        torch.manual_seed(seed)
+        scores = infer(lambda x: scorer(model, pre(x)), dataset, batch_size, device)
+        flags = scorer.flag(scores)
+    if CLASSIFY in model.capabilities:
+        probs = infer(lambda x: model.classify(pre(x)).softmax(-1), dataset, batch_size, device)
+    return scores, flags, probs
 
 
 def save_difference_maps(model, dataset, flags: list[int], folder: Path, batch_size: int = 64) -> int:
@@ -89,25 +103,33 @@ def run_predict(trainer, model, datamodule, ckpt_path: str | None, s: PredictSet
         aelab.checkpoint.CheckpointError: missing or unsafe checkpoint.
     """
     if ckpt_path:
-        load_weights(model, ckpt_path)
+        load_weights(model, ckpt_path, datamodule)
     model.to(trainer.strategy.root_device).eval()
     if datamodule is None:
         raise ValueError("aelab predict needs the datamodule of the training config (--config <run>/config.yaml)")
     ensure_calibrated(model, datamodule, seed=s.seed)
     if s.input:
-        dataset = datamodule.read_inputs(s.input)
+        raw, names = datamodule.read_raw(s.input)
+        dataset = InMemoryDataset(raw, torch.full((len(raw),), -1, dtype=torch.long), names=names)
+        preprocess = datamodule.preprocessor()
     else:
         datamodule.setup("test")
-        dataset = datamodule.test_set
+        dataset, preprocess = datamodule.test_set, None  # already model inputs
+        names = dataset.names or [str(i) for i in range(len(dataset))]
     print(f"aelab predict: {len(dataset)} items from {s.input or 'the test split'}", flush=True)
-    columns = prediction_columns(model, dataset, s.batch_size, s.seed, tuple(datamodule.class_names))
+    scores, flags, probs = score_inputs(model, dataset, preprocess, s.batch_size, s.seed)
+    scorer = getattr(model, "scorer", None)
+    columns = prediction_columns(scores, flags, float(scorer.threshold_) if scorer is not None else None, names,
+                                 probs, tuple(datamodule.class_names))
     out = Path(s.output) if s.output and s.output.endswith(".csv") else output_dir("predict", ckpt_path, s.output) / \
         "predictions.csv"
     write_csv(out, columns)
-    flagged = sum(columns.get("is_anomaly", []))
+    flagged = int(flags.sum()) if flags is not None else 0
     print(f"aelab predict: wrote {len(dataset)} rows to {out}" + (f" ({flagged} flagged as anomalies, "
-          f"{model.scorer.describe()})" if "is_anomaly" in columns else ""), flush=True)
-    if s.save_maps and "is_anomaly" in columns and RECONSTRUCT in model.capabilities and IMAGES in model.capabilities:
-        n = save_difference_maps(model, dataset, columns["is_anomaly"], out.parent / "maps")
+          f"{scorer.describe()})" if flags is not None else ""), flush=True)
+    if s.save_maps and flags is not None and RECONSTRUCT in model.capabilities and IMAGES in model.capabilities:
+        inputs = dataset if preprocess is None else InMemoryDataset(preprocess(dataset.inputs), dataset.labels,
+                                                                    names=dataset.names)
+        n = save_difference_maps(model, inputs, flags.tolist(), out.parent / "maps")
         print(f"aelab predict: {n} difference maps in {out.parent / 'maps'}", flush=True)
     return out

@@ -42,12 +42,14 @@ class ExportSettings:
     Args:
         format: ``onnx`` or ``torchscript``.
         output: the file to write (default: ``<run>/export/detector.onnx`` or ``detector.pt``).
+        score: the score to export (default: the checkpoint's scorer); another one is calibrated first.
         batch_size: the example batch used for tracing (the exported graph takes any batch size).
         check: compare the exported file's scores with eager PyTorch on test items after writing.
     """
 
     format: str = "onnx"
     output: str | None = None
+    score: str | None = None
     batch_size: int = 8
     check: bool = True
 

@@ -12,9 +12,11 @@ from aelab.data.protocols import (
     ImageFolderDataModule,
     InMemoryDataModule,
     OneClassDataModule,
+    TabularDataModule,
 )
 from aelab.data.sources import CLASS_NAMES, FashionMNIST, IDXImages, ImageFolder, ImageSource, SklearnDigits
 
 __all__ = ["ANOMALY_TYPES", "AnomalyDataModule", "CLASS_NAMES", "ClassificationDataModule", "DataError",
            "Fashion5DataModule", "FashionMNIST", "FashionMNISTDataModule", "IDXImages", "ImageFolder",
-           "ImageFolderDataModule", "ImageSource", "InMemoryDataModule", "OneClassDataModule", "SklearnDigits"]
+           "ImageFolderDataModule", "ImageSource", "InMemoryDataModule", "OneClassDataModule", "SklearnDigits",
+           "TabularDataModule"]

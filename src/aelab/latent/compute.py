@@ -188,8 +188,11 @@ def compute_latent(model, datamodule, s: LatentSettings, device, timer: Timer) -
     ekm_metrics = cluster_metrics(sub.labels[labelled], ekm.labels_[labelled])
 
     # -- linear probe -------------------------------------------------------------------------------------
-    with timer("probe"):
-        probe = linear_probe(train.codes, train.labels, emb.codes[score_rows], emb.labels[score_rows], seed=seed)
+    probe = {"accuracy": None, "train_accuracy": None, "n_train": 0, "n_test": 0}
+    if len(np.unique(train.labels[train.labels >= 0])) >= 2 and (emb.labels[score_rows] >= 0).any():
+        with timer("probe"):
+            probe = linear_probe(train.codes, train.labels, emb.codes[score_rows], emb.labels[score_rows], seed=seed)
+    # else: one class in training (a one-class protocol, normal rows only): no probe, reported as null
 
     result = LatentResult({}, emb, sub, sub_rows, names, pca2, ratios, tsne, km_labels, ekm.labels_, k)
     # -- generation (images) ------------------------------------------------------------------------------------

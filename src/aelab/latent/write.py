@@ -123,7 +123,8 @@ def format_table(report: dict) -> str:
     ratios = report["pca_explained_variance_ratio"]
     rows = [
         ("points / latent_dim", f"{report['n_points']} / {report['latent_dim']} ({report['split']} split)"),
-        ("linear probe accuracy", f"{report['probe_accuracy']:.4f} (fit on {report['probe_n_train']} train codes)"),
+        ("linear probe accuracy", f"{report['probe_accuracy']:.4f} (fit on {report['probe_n_train']} train codes)"
+         if report["probe_accuracy"] is not None else "none (fewer than two classes among the training codes)"),
         (f"k-means (k={report['n_clusters']}) NMI / ARI",
          f"{report['kmeans_nmi']:.4f} / {report['kmeans_ari']:.4f} on {report['n_subset']} codes"),
         ("equilibrium k-means NMI / ARI",

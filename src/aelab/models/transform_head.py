@@ -85,7 +85,7 @@ class TransformHead(nn.Module):
 
     def nll(self, encoder: ConvEncoder, x: torch.Tensor) -> torch.Tensor:
         """``-(1/T) sum_t log p(t | T_t(x))`` per image, ``(N,)`` in nats (the anomaly score)."""
-        total = x.new_zeros(len(x))
+        total = torch.zeros_like(x[:, 0, 0, 0])  # (N,): no Python length, so an export keeps N dynamic
         for i, transform in enumerate(self.transforms):
-            total -= F.log_softmax(self.logits(encoder, apply_transform(x, transform)), dim=1)[:, i]
+            total = total - F.log_softmax(self.logits(encoder, apply_transform(x, transform)), dim=1)[:, i]
         return total / len(self.transforms)

@@ -40,5 +40,5 @@ def shift_averaged_logits(classify: Callable[[torch.Tensor], torch.Tensor], x: t
     offsets = range(-max_shift, max_shift + 1)
     copies = torch.cat([shift(x, dy, dx) for dy in offsets for dx in offsets])
     probs = classify(copies).softmax(-1)
-    probs = probs.reshape(len(offsets) ** 2, len(x), probs.shape[-1]).mean(0)  # also for N = 0
+    probs = probs.reshape(len(offsets) ** 2, x.shape[0], probs.shape[-1]).mean(0)  # also for N = 0
     return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()

@@ -9,7 +9,8 @@ name                   definition                                               
 ``neg_elbo``           ``-ELBO(x)``, one reparameterised sample, nats                  VAE
 ``neg_elbo_k``         ``-ELBO(x)`` averaged over K samples, nats                      VAE
 ``iwae``               ``-log p(x)`` estimated with K importance samples, nats         VAE
-``recon_prob``         ``-1/L sum_l log p(x | z_l)``, ``z_l ~ q(z|x)``, nats           VAE
+``recon_prob``         ``-log 1/L sum_l p(x | z_l)``, ``z_l ~ q(z|x)``, nats          VAE
+``complexity``         ``-log2 p(x)`` minus the PNG length of ``x``, bits              VAE, images
 ``mahalanobis``        Mahalanobis distance of the code to the training codes          CAE, VAE
 ``knn``                mean Euclidean distance to the k nearest training codes         CAE, VAE
 ``msp``                ``1 -`` maximum softmax probability of the classifier            with a
@@ -22,7 +23,7 @@ Sources: reconstruction error as novelty score (Japkowicz et al. 1995; Sakurada 
 ELBO (Kingma & Welling 2014, arXiv:1312.6114, eq. 3); importance-weighted bound (Burda, Grosse &
 Salakhutdinov 2016, "Importance Weighted Autoencoders", arXiv:1509.00519, eq. 8); reconstruction
 probability (An & Cho 2015, "Variational Autoencoder based Anomaly Detection using Reconstruction
-Probability", Algorithm 4; here as the Monte-Carlo mean log-likelihood); Mahalanobis distance in a
+Probability", SNU Data Mining Center, Algorithm 4); input complexity (Serra et al. 2020, arXiv:1909.11480); Mahalanobis distance in a
 learned feature space (Lee et al. 2018, arXiv:1807.03888); k-nearest-neighbour distance (Ramaswamy,
 Rastogi & Shim 2000; on deep features: Bergman, Cohen & Hoshen 2020, arXiv:2002.10445); maximum
 softmax probability baseline for out-of-distribution detection (Hendrycks & Gimpel 2017,
@@ -38,6 +39,8 @@ numbers. Every function takes the model first and calls only what its capabiliti
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from kornia.filters import gaussian_blur2d
@@ -134,38 +137,83 @@ def iwae_score(model, x: Tensor, k: int = 64) -> Tensor:
     return -(torch.logsumexp(log_w, dim=0) - torch.log(torch.tensor(float(k))))
 
 
-def recon_prob_score(model, x: Tensor, k: int = 16) -> Tensor:
-    """Negative reconstruction probability (An & Cho 2015, Algorithm 4), nats, ``(N,)``.
+def recon_prob_score(model, x: Tensor, k: int = 100) -> Tensor:
+    """Negative log reconstruction probability (An & Cho 2015, Algorithm 4), nats, ``(N,)``.
 
-    ``-1/L sum_l log p(x | z_l)`` with ``L = k`` samples ``z_l ~ q(z|x)``: how probable the input is
-    under the decoder's distribution, without the KL term of the ELBO.
+    The reconstruction probability is ``1/L sum_l p(x | mu_x(z_l), sigma_x(z_l))`` with ``L = k`` samples
+    ``z_l ~ q(z|x)`` (the study: ``L = 100``): the average *probability* of the input under the decoder's
+    distributions, without the KL term of the ELBO. Its negative logarithm,
+    ``-(logsumexp_l log p(x | z_l) - log L)``, is computed in log space (densities of many features
+    underflow). With the heteroscedastic decoder every feature is weighed by its own predicted spread.
     """
     mu, log_var = model.posterior(x)
     z = model.reparameterize(mu, log_var, k)
-    return -model.log_likelihood(x, model.decode_logits(z)).mean(0)
+    log_px = model.log_likelihood(x, model.decode_logits(z))  # (k, N)
+    return -(torch.logsumexp(log_px, dim=0) - math.log(k))
+
+
+def png_bits(x: Tensor) -> Tensor:
+    """Lossless compressed length of images ``(N, C, H, W)`` in [0, 1] as 8-bit PNG (Pillow,
+    ``compress_level=9``), in bits, ``(N,)`` float64: the complexity estimate ``L(x)`` of Serra et al. 2020."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    arrays = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    out = []
+    for a in arrays:
+        image = Image.fromarray(a[0] if a.shape[0] == 1 else np.ascontiguousarray(a.transpose(1, 2, 0)))
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", compress_level=9)
+        out.append(8.0 * buffer.tell())
+    return torch.tensor(out, dtype=torch.float64, device=x.device)
+
+
+def complexity_score(model, x: Tensor, k: int = 16) -> Tensor:
+    """Input-complexity corrected likelihood score (Serra et al. 2020, "Input complexity and
+    out-of-distribution detection with likelihood-based generative models", ICLR, arXiv:1909.11480,
+    Eq. 2): ``S(x) = -log2 p(x) - L(x)`` in bits, ``(N,)`` float64.
+
+    ``-log2 p(x)`` is the IWAE estimate with ``k`` samples (:func:`iwae_score`, nats / ln 2); for a
+    Gaussian decoder (a density over grey values in [0, 1]) ``D * log2(256)`` bits are added so that it is
+    the code length of the 8-bit image (the density times the bin width ``1/256`` per pixel; a constant
+    per data set, so rankings do not change). ``L(x)`` is the PNG length (:func:`png_bits`). Likelihood
+    models give simple images (e.g. digits against Fashion-MNIST) *higher* likelihoods (Nalisnick et al.
+    2019, arXiv:1810.09136); subtracting their complexity removes that bias.
+    """
+    bits = iwae_score(model, x, k).double() / math.log(2)
+    if getattr(model, "likelihood", "bernoulli") != "bernoulli":
+        bits = bits + x[0].numel() * 8.0
+    return bits - png_bits(x)
 
 
 # -- latent-density scores --------------------------------------------------------------------------
 def mahalanobis_score(model, x: Tensor, code_mean: Tensor, code_precision: Tensor) -> Tensor:
     """Mahalanobis distance ``sqrt((z - m)^T S^-1 (z - m))`` of the code ``z = encode(x)`` to the
     training codes' mean ``m`` ``(D,)`` and precision ``S^-1`` ``(D, D)`` (Lee et al. 2018), ``(N,)``,
-    latent units."""
-    d = model.encode(x) - code_mean
-    return torch.einsum("ni,ij,nj->n", d, code_precision, d).clamp_min(0).sqrt()
+    latent units. The quadratic form is summed in float64 (a precision matrix of nearly flat codes has large
+    entries whose products cancel), so every runtime gives the same float32 result."""
+    z = model.encode(x)
+    d = (z - code_mean).double()
+    return torch.einsum("ni,ij,nj->n", d, code_precision.double(), d).clamp_min(0).sqrt().to(z.dtype)
 
 
 def pairwise_distances(a: Tensor, b: Tensor) -> Tensor:
-    """Euclidean distances ``(N, M)`` between the rows of ``a`` ``(N, D)`` and ``b`` ``(M, D)``.
+    """Euclidean distances ``(N, M)`` between the rows of ``a`` ``(N, D)`` and ``b`` ``(M, D)``, returned in
+    ``a``'s dtype.
 
-    ``|a|^2 + |b|^2 - 2 a.b`` as one matrix product of padded rows: the computation of
-    ``torch.cdist`` for more than 25 rows (ATen's ``_euclidean_dist``), written out so that eager
-    PyTorch, TorchScript and ONNX Runtime all run the same formula.
+    ``|a|^2 + |b|^2 - 2 a.b`` as one matrix product of padded rows (the computation of ``torch.cdist`` for
+    more than 25 rows, ATen's ``_euclidean_dist``), in float64: the expansion subtracts large numbers for
+    codes far from the origin, and float64 keeps the result exact to float32 precision whichever runtime
+    (eager PyTorch, TorchScript, ONNX Runtime) sums the product, so exported scores match.
     """
-    a_norm = a.pow(2).sum(-1, keepdim=True)
-    b_norm = b.pow(2).sum(-1, keepdim=True)
-    a_pad = torch.cat([a.mul(-2), a_norm, torch.ones_like(a_norm)], -1)
-    b_pad = torch.cat([b, torch.ones_like(b_norm), b_norm], -1)
-    return (a_pad @ b_pad.transpose(-2, -1)).clamp_min(0).sqrt()
+    a64, b64 = a.double(), b.double()
+    a_norm = a64.pow(2).sum(-1, keepdim=True)
+    b_norm = b64.pow(2).sum(-1, keepdim=True)
+    a_pad = torch.cat([a64.mul(-2), a_norm, torch.ones_like(a_norm)], -1)
+    b_pad = torch.cat([b64, torch.ones_like(b_norm), b_norm], -1)
+    return (a_pad @ b_pad.transpose(-2, -1)).clamp_min(0).sqrt().to(a.dtype)
 
 
 def knn_score(model, x: Tensor, reference_codes: Tensor, k: int = 5) -> Tensor:

@@ -11,7 +11,8 @@ from aelab.data.protocols.classification import (
     ImageFolderDataModule,
 )
 from aelab.data.protocols.fashion5 import FASHION5_CLASSES, Fashion5DataModule
+from aelab.data.protocols.tabular import TabularDataModule
 
 __all__ = ["ANOMALY_TYPES", "AnomalyDataModule", "ClassificationDataModule", "FASHION5_CLASSES",
            "Fashion5DataModule", "FashionMNISTDataModule", "ImageFolderDataModule", "InMemoryDataModule",
-           "OneClassDataModule"]
+           "OneClassDataModule", "TabularDataModule"]

@@ -71,19 +71,35 @@ class InMemoryDataModule(pl.LightningDataModule):
             return val.subset(val.extras["anomaly"] == 0)
         return val
 
-    def read_inputs(self, path: str | Path) -> InMemoryDataset:
-        """New inputs at ``path`` (a file or folder), preprocessed exactly as the training data, with
-        their ``names``; labels ``-1``.
+    def input_spec(self) -> dict:
+        """The raw inputs as JSON-able data (:mod:`aelab.data.inputs`): kind, shape and how files are read."""
+        raise NotImplementedError(f"{type(self).__name__} cannot describe its raw inputs")
+
+    def read_raw(self, path: str | Path) -> tuple[torch.Tensor, list[str]]:
+        """New raw inputs at ``path`` (files, a folder, an IDX file, a table) and their names, read exactly
+        as the training data was: uint8 images ``(N, C, H, W)`` or raw rows ``(N, D)``.
 
         Raises:
-            aelab.data.errors.DataError: unreadable input, or input of the wrong shape or columns
-                (naming the file and what the model expects).
+            aelab.data.errors.DataError: unreadable input, or input of the wrong shape or columns (naming
+                the file and what the model expects).
         """
         raise NotImplementedError(f"{type(self).__name__} cannot read new inputs")
 
+    def as_raw(self, x) -> torch.Tensor:
+        """Raw inputs given in memory (numpy, torch, pandas) checked and converted to the raw tensor form.
+
+        Raises:
+            aelab.data.errors.DataError: another shape, dtype or set of columns.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot take in-memory inputs")
+
+    def raw_test_inputs(self) -> torch.Tensor:
+        """The test items as raw inputs (what an exported model takes): uint8 images or raw rows."""
+        return self._require("test_set").inputs
+
     def preprocessor(self) -> nn.Module:
-        """The preprocessing of raw inputs as a module for export: uint8 images ``(N, C, H, W)`` -> float
-        in [0, 1] (tables: transforms and scaling)."""
+        """Raw inputs -> model inputs, as a module (the same one runs in eager scoring and in an exported
+        graph): uint8 images ``(N, C, H, W)`` -> float32 in [0, 1] (tables: transforms and scaling)."""
         from aelab.data.transforms import ToFloat
 
         return ToFloat()

@@ -14,14 +14,27 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from aelab.data.datasets import InMemoryDataset
-from aelab.data.errors import DataError
+from aelab.data.inputs import as_image_batch, read_raw_images
 from aelab.data.protocols.base import InMemoryDataModule
 from aelab.data.sources.base import TEST, TRAIN, ImageSet, ImageSource
 from aelab.data.splits import count_of, per_class_split, seeded_split
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class Preprocess(nn.Module):
+    """uint8 images ``(N, C, H, W)`` -> float32 in [0, 1], zero-padded to ``pad_to x pad_to`` if set."""
+
+    def __init__(self, pad_to: int | None = None) -> None:
+        super().__init__()
+        self.pad_to = pad_to
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from aelab.data.transforms import pad_to, to_float
+
+        x = to_float(x)
+        return pad_to(x, self.pad_to) if self.pad_to is not None else x
 
 
 def class_indices(names_or_ids: Sequence[int | str], class_names: Sequence[str]) -> list[int]:
@@ -140,35 +153,21 @@ class ImageDataModule(InMemoryDataModule):
             raise ValueError(f"val_size={self.val_size} leaves no training images")
         return train_idx, val_idx
 
-    def read_inputs(self, path: str | Path) -> InMemoryDataset:
-        """Image files (one file, or every image in a folder and its sub-folders, sorted) or an IDX image
-        file, preprocessed as the training images: see :meth:`ImageSource.read_files`.
+    def input_spec(self) -> dict:
+        """``{"kind": "images", "shape": [C, H, W] (before padding), "resize": the source's policy,
+        "pad_to": pixels or None}``."""
+        return {"kind": "images", "shape": list(self.source.input_shape),
+                "resize": getattr(self.source, "resize", "none"), "pad_to": self.pad}
 
-        Raises:
-            aelab.data.errors.DataError: no images at ``path``, an undecodable file, or images of the wrong
-                shape (naming the file and the shape the model expects).
-        """
-        from aelab.data.sources.idx import is_idx_file, read_idx_images
-        from aelab.data.transforms import conform
+    def read_raw(self, path: str | Path) -> tuple[torch.Tensor, list[str]]:
+        """Image files (one file, or every image in a folder and its sub-folders) or an IDX image file at
+        ``path``, decoded as the training images (:func:`aelab.data.inputs.read_raw_images`)."""
+        return read_raw_images(path, self.input_spec())
 
-        path = Path(path)
-        if path.is_file() and is_idx_file(path):
-            images = read_idx_images(path)
-            if tuple(images.shape[2:]) != tuple(self.source.input_shape[1:]):
-                raise DataError(f"{path}: IDX images of {images.shape[2]}x{images.shape[3]} pixels; the model "
-                                f"expects {self.source.input_shape[1]}x{self.source.input_shape[2]}")
-            images = conform(images, self.source.input_shape)
-            names = [f"{path.name}:{i}" for i in range(len(images))]
-        else:
-            if path.is_dir():
-                files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                               and not any(part.startswith(".") for part in p.relative_to(path).parts))
-            elif path.is_file():
-                files = [path]
-            else:
-                raise DataError(f"{path}: no such file or folder")
-            if not files:
-                raise DataError(f"{path}: no image files (expected {', '.join(IMAGE_SUFFIXES)})")
-            images = self.source.read_files(files)
-            names = [str(p) for p in files]
-        return InMemoryDataset(images, torch.full((len(images),), -1, dtype=torch.long), pad=self.pad, names=names)
+    def as_raw(self, x) -> torch.Tensor:
+        """In-memory images (see :func:`aelab.data.inputs.as_image_batch`) as uint8 ``(N, C, H, W)``."""
+        return as_image_batch(x, self.input_spec())
+
+    def preprocessor(self) -> nn.Module:
+        """uint8 images -> float32 in [0, 1] (zero-padded to ``pad_to`` if set)."""
+        return Preprocess(self.pad)

@@ -72,7 +72,8 @@ def decode_image(path: str | Path, channels: int, size: Sequence[int], resize: s
             array = np.asarray(img, dtype=np.uint8)
     except DataError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
+        # DecompressionBombError: a header claiming over 2x Image.MAX_IMAGE_PIXELS pixels (corrupt or hostile)
         raise DataError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
