@@ -33,7 +33,7 @@ def run(flush: bool, steps: int, window: int, seed: int, data_dir: str | None) -
     survivors = (torch.from_numpy(np.full(1_000_000, 1e-39, np.float32)) * 1.0).count_nonzero().item()
     if survivors != (0 if flush else 1_000_000):
         raise RuntimeError(f"flush={flush} did not reach every thread: {survivors} of 1e6 subnormals survive")
-    from aelab.data.idx import load_fashion_mnist
+    from aelab.data.sources.idx import load_fashion_mnist
     from aelab.models import CAE
 
     torch.set_flush_denormal(flush)  # importing aelab turned it on in this (main) thread

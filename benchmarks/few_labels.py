@@ -34,6 +34,7 @@ import torch
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
+from aelab.checkpoint import PretrainedEncoder  # noqa: E402
 from aelab.data import Fashion5DataModule, FashionMNISTDataModule  # noqa: E402
 from aelab.models import VAE, EncoderClassifier, SemiSupervisedVAE  # noqa: E402
 
@@ -79,9 +80,9 @@ def run(dataset: str, label_counts: list[int | None], args) -> dict:
         models = {
             "supervised": lambda: EncoderClassifier(num_classes=num_classes, **ARCH, augment=True, dropout=0.2,
                                                     lr=2e-3, scheduler="onecycle"),
-            "probe": lambda: EncoderClassifier(num_classes=num_classes, encoder_ckpt=str(ckpt), freeze_encoder=True,
+            "probe": lambda: EncoderClassifier(num_classes=num_classes, encoder=PretrainedEncoder(str(ckpt)), freeze_encoder=True,
                                                lr=2e-3, scheduler="onecycle"),
-            "finetune": lambda: EncoderClassifier(num_classes=num_classes, encoder_ckpt=str(ckpt), augment=True,
+            "finetune": lambda: EncoderClassifier(num_classes=num_classes, encoder=PretrainedEncoder(str(ckpt)), augment=True,
                                                   dropout=0.2, lr=2e-3, encoder_lr=2e-3, scheduler="onecycle"),
         }
         for name, make in models.items():

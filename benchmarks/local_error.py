@@ -21,16 +21,14 @@ from pathlib import Path
 
 import torch
 
-from aelab.checkpoint import load_weights, read_checkpoint
+from aelab.checkpoint import model_from_checkpoint
 from aelab.data import Fashion5DataModule
-from aelab.data.anomaly import concat
+from aelab.data.datasets import concat
 from aelab.data.transforms import occlude
 from aelab.evaluation import anomaly_metrics
-from aelab.evaluation.report import score_set
-from aelab.models import CAE, VAE, SemiSupervisedVAE
-from aelab.scores import RESIDUALS
-
-MODELS = {"CAE": CAE, "VAE": VAE, "SemiSupervisedVAE": SemiSupervisedVAE}
+from aelab.evaluation.compute import score_dataset
+from aelab.scoring import attach_scorer
+from aelab.scoring.functions import RESIDUALS
 
 
 def validation_with_occlusions(dm: Fashion5DataModule, fraction: float, seed: int):
@@ -48,7 +46,6 @@ def validation_with_occlusions(dm: Fashion5DataModule, fraction: float, seed: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="checkpoint of a model trained on the Fashion-5 protocol")
-    parser.add_argument("--model", default="CAE", choices=list(MODELS))
     parser.add_argument("--anomaly_kind", default="occlusion", choices=["occlusion", "novel_class", "both"])
     parser.add_argument("--residuals", nargs="+", default=list(RESIDUALS), choices=list(RESIDUALS))
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0])
@@ -60,11 +57,10 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.process_time()
-    hp = {k: v for k, v in read_checkpoint(args.ckpt).get("hyper_parameters", {}).items()
-          if not k.startswith("_")}  # LightningCLI adds _class_path
-    model = load_weights(MODELS[args.model](**hp), args.ckpt)
+    model = model_from_checkpoint(args.ckpt)  # the class and hparams the checkpoint records
+    scorer = attach_scorer(model)
     dm = Fashion5DataModule(data_dir=args.data_dir, anomaly_kind=args.anomaly_kind, num_anomalies=104,
-                            seed=args.seed, pad_to_32=hp.get("image_shape", (1, 28, 28))[-1] == 32)
+                            seed=args.seed, pad_to_32=tuple(model.input_shape)[-1] == 32)
     dm.setup("fit")
     sets = {"val": validation_with_occlusions(dm, args.val_fraction, args.seed + 1), "test": dm.test_set}
     rows = []
@@ -72,7 +68,8 @@ def main() -> None:
         for residual, sigma, top_k in itertools.product(args.residuals, args.sigmas, args.top_ks):
             row = {"residual": residual, "sigma": sigma, "top_k": top_k}
             for split, data in sets.items():
-                s = score_set(model, data, "local_error", 500, args.seed, sigma=sigma, top_k=top_k, residual=residual)
+                settings = {"sigma": sigma, "top_k": top_k, "residual": residual}
+                s = score_dataset(scorer, model, data, "local_error", settings, 500, args.seed)
                 m = anomaly_metrics(torch.from_numpy(s), data.extras["anomaly"])
                 row[f"{split}_auroc"], row[f"{split}_auprc"] = m["auroc"], m["auprc"]
             rows.append(row)
@@ -83,7 +80,7 @@ def main() -> None:
         mark = "  <- chosen on validation" if r is chosen else ""
         print(f"{r['residual']:9s} {r['sigma']:5.1f} {r['top_k']:5.1f} | {r['val_auroc']:9.4f} {r['val_auprc']:9.4f} | "
               f"{r['test_auroc']:10.4f} {r['test_auprc']:10.4f}{mark}")
-    result = {"ckpt": args.ckpt, "model": args.model, "anomaly_kind": args.anomaly_kind,
+    result = {"ckpt": args.ckpt, "model": type(model).__name__, "anomaly_kind": args.anomaly_kind,
               "val_fraction": args.val_fraction, "chosen": chosen, "rows": rows,
               "cpu_seconds": time.process_time() - start}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -23,34 +23,34 @@ import torch
 
 from aelab.data import CLASS_NAMES, OneClassDataModule
 from aelab.evaluation import anomaly_metrics
-from aelab.evaluation.report import score_kwargs, score_set
-from aelab.models import CAE, VAE
-from aelab.scores import applicable_scores, fit_model_stats
+from aelab import models
+from aelab.evaluation.compute import score_dataset
+from aelab.scoring import applicable_scores, attach_scorer
+from aelab.scoring.calibrate import fit_stats
 
-MODELS = {
-    "CAE": lambda w, bn: CAE(channels=16, latent_dim=16, hidden_dim=128, scheduler="onecycle", log_images=0,
-                             transform_weight=w, batch_norm=bn),
-    "VAE": lambda w, bn: VAE(channels=16, latent_dim=16, hidden_dim=128, scheduler="onecycle", kl_warmup_epochs=2,
-                             log_images=0, transform_weight=w, batch_norm=bn),
-}
+ARCHITECTURE = dict(channels=16, latent_dim=16, hidden_dim=128, scheduler="onecycle", log_images=0)
+EXTRA = {"VAE": dict(kl_warmup_epochs=2)}
+SETTINGS = {"neg_elbo_k": {"k": 4}, "recon_prob": {"k": 4}, "iwae": {"k": 8}, "complexity": {"k": 4}}
 
 
 def run_class(name: str, k: int, epochs: int, data_dir: str | None, seed: int, transform_weight: float,
               batch_norm: bool) -> dict:
     pl.seed_everything(seed, workers=True)
     dm = OneClassDataModule(normal_classes=[k], data_dir=data_dir, batch_size=128, seed=seed)
-    model = MODELS[name](transform_weight, batch_norm)
+    model = getattr(models, name)(**ARCHITECTURE, **EXTRA.get(name, {}), transform_weight=transform_weight,
+                                  batch_norm=batch_norm)
     start = time.process_time()
     pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False, deterministic=False).fit(model, dm)
     train_cpu = time.process_time() - start
     model.eval()
-    fit_model_stats(model, dm.train_dataloader(), seed=seed)
+    scorer = attach_scorer(model)
+    fit_stats(scorer, model, dm.train_set, seed=seed)
     labels = dm.test_set.extras["anomaly"]
     aurocs = {}
     for method in applicable_scores(model):
-        kw = score_kwargs(method, k_samples=4, iwae_samples=8, local_sigma=1.0, local_top_k=0.0, knn_k=5)
-        s = score_set(model, dm.test_set, method, batch_size=500, seed=seed, **kw)
+        settings = scorer.settings_for(method, SETTINGS.get(method))
+        s = score_dataset(scorer, model, dm.test_set, method, settings, batch_size=500, seed=seed)
         aurocs[method] = anomaly_metrics(torch.from_numpy(s), labels)["auroc"]
     return {"auroc": aurocs, "train_cpu_s": train_cpu, "total_cpu_s": time.process_time() - start}
 
@@ -58,7 +58,7 @@ def run_class(name: str, k: int, epochs: int, data_dir: str | None, seed: int, t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=["CAE", "VAE"], choices=["CAE", "VAE"])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--seed", type=int, default=0)

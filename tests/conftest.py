@@ -53,3 +53,10 @@ def write_fake_fashion_mnist(directory: Path, n_train: int = 400, n_test: int = 
 def fake_data_dir(tmp_path_factory) -> Path:
     """A directory with a tiny synthetic Fashion-MNIST (400 train, 200 test images), checksums off."""
     return write_fake_fashion_mnist(tmp_path_factory.mktemp("fmnist"))
+
+
+@pytest.fixture(autouse=True)
+def full_tracebacks(monkeypatch):
+    """Tests call ``aelab.cli.main`` and expect the exceptions themselves (the command line prints one
+    line instead; tests/test_robustness.py checks that)."""
+    monkeypatch.setenv("AELAB_TRACEBACK", "1")

@@ -3,6 +3,7 @@ protocol sizes, a quiet Trainer, and reading TensorBoard event files."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -66,3 +67,18 @@ def event_tags(log_dir: Path) -> dict[str, set[str]]:
         tags["scalars"] |= set(acc.Tags()["scalars"])
         tags["images"] |= set(acc.Tags()["images"])
     return tags
+
+
+def printed_metrics(out: str) -> dict[str, float]:
+    """The ``name = value`` pairs of the last ``aelab test results`` line in ``out``."""
+    line = [ln for ln in out.splitlines() if ln.startswith("aelab test results")][-1]
+    return {k: float(v) for k, v in re.findall(r"(\w+) = ([-\d.e+]+)", line.split("):", 1)[-1])}
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of a PNG file in pixels."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return image.size

@@ -4,13 +4,11 @@ import torch
 from aelab.data import Fashion5DataModule, OneClassDataModule
 
 from conftest import requires_real_data
-
-SMALL = dict(num_unlabeled=150, num_labeled=40, num_test_normal=60, num_anomalies=20,
-             download=False, verify=False, batch_size=16)
+from helpers import fashion5_kwargs
 
 
 def test_fashion5_splits_remapping_and_anomalies(fake_data_dir):
-    dm = Fashion5DataModule(data_dir=str(fake_data_dir), anomaly_kind="both", **SMALL)
+    dm = Fashion5DataModule(**fashion5_kwargs(fake_data_dir, batch_size=16), anomaly_kind="both")
     dm.setup("fit")
     assert dm.class_names == ("Trouser", "Sandal", "Sneaker", "Bag", "Ankle boot")
     assert (len(dm.train_set), len(dm.val_set)) == (120 + 32, 30 + 8)
@@ -27,9 +25,9 @@ def test_fashion5_splits_remapping_and_anomalies(fake_data_dir):
 
 
 def test_fashion5_is_seeded(fake_data_dir):
-    a = Fashion5DataModule(data_dir=str(fake_data_dir), **SMALL)
-    b = Fashion5DataModule(data_dir=str(fake_data_dir), **SMALL)
-    c = Fashion5DataModule(data_dir=str(fake_data_dir), seed=7, **SMALL)
+    a = Fashion5DataModule(**fashion5_kwargs(fake_data_dir, batch_size=16))
+    b = Fashion5DataModule(**fashion5_kwargs(fake_data_dir, batch_size=16))
+    c = Fashion5DataModule(**fashion5_kwargs(fake_data_dir, batch_size=16), seed=7)
     for dm in (a, b, c):
         dm.setup()
     assert torch.equal(a.test_set.images, b.test_set.images)
@@ -39,7 +37,7 @@ def test_fashion5_is_seeded(fake_data_dir):
 def test_fashion5_errors(fake_data_dir):
     with pytest.raises(ValueError, match="anomaly_kind must be one of"):
         Fashion5DataModule(data_dir=str(fake_data_dir), anomaly_kind="noise")
-    dm = Fashion5DataModule(data_dir=str(fake_data_dir), **{**SMALL, "num_anomalies": 500})
+    dm = Fashion5DataModule(**fashion5_kwargs(fake_data_dir, num_anomalies=500))
     with pytest.raises(ValueError, match="num_anomalies=500"):
         dm.setup()
 

@@ -5,14 +5,14 @@ import torch
 
 from aelab.cli import main
 
-from helpers import ROOT, event_tags, tiny_config
+from helpers import ROOT, event_tags, printed_metrics, tiny_config
 
 
 def test_cli_fit_tests_best_checkpoint_and_logs(tmp_path, fake_data_dir, capsys):
     config = tiny_config(tmp_path, fake_data_dir)
     main(["fit", "--config", str(config)])
-    out = capsys.readouterr().out
-    assert "aelab test results" in out and "test_mse = " in out
+    fit_metrics = printed_metrics(capsys.readouterr().out)
+    assert set(fit_metrics) == {"test_loss", "test_mse"} and fit_metrics["test_loss"] == fit_metrics["test_mse"]
     run = tmp_path / "logs" / "cae" / "version_0"
     ckpts = {p.name for p in (run / "checkpoints").iterdir()}
     assert "last.ckpt" in ckpts and any(n.startswith("best-") for n in ckpts)
@@ -22,9 +22,10 @@ def test_cli_fit_tests_best_checkpoint_and_logs(tmp_path, fake_data_dir, capsys)
     # the checkpoint re-creates its model and loads with weights_only=True
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["latent_dim"] == 4
-    # `aelab test --ckpt_path` evaluates a saved checkpoint
-    main(["test", "--config", str(config), "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])
-    assert "test_mse = " in capsys.readouterr().out
+    # `aelab test --ckpt_path` evaluates a saved checkpoint: the best one gives the numbers fit printed
+    best = next((run / "checkpoints").glob("best-*.ckpt"))
+    main(["test", "--config", str(config), "--ckpt_path", str(best)])
+    assert printed_metrics(capsys.readouterr().out) == fit_metrics
 
 
 def test_cli_config_typo_is_reported(tmp_path, fake_data_dir, capsys):

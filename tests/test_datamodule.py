@@ -69,3 +69,26 @@ def test_real_fashion_mnist_datamodule():
     assert counts.tolist() == [1000] * 10
     batch = next(iter(dm.train_dataloader()))
     assert batch["input"].shape == (128, 1, 28, 28)
+
+
+def test_device_resident_data_path_on_cpu(fake_data_dir, tmp_path, capsys):
+    """`device_resident=True` moves every set to the trainer's device once and draws index batches there
+    (run here on the CPU, the path a GPU takes); `auto` leaves CPU training unchanged."""
+    from aelab.models import CAE
+
+    from helpers import tiny_trainer
+
+    for flag in ("auto", True):
+        dm = FashionMNISTDataModule(str(fake_data_dir), download=False, verify=False, val_size=50, batch_size=32,
+                                    device_resident=flag)
+        tiny_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1).fit(CAE(channels=4, latent_dim=4,
+                                                                                   hidden_dim=16), dm)
+        if flag is True:
+            assert dm.resident_device == torch.device("cpu") and dm.train_set.inputs.device.type == "cpu"
+            assert "resident on cpu" in capsys.readouterr().out
+            batch = next(iter(dm.train_dataloader()))
+            assert batch["input"].shape == (32, 1, 28, 28) and batch["input"].dtype == torch.float32
+        else:
+            assert dm.resident_device is None
+    with pytest.raises(ValueError, match="device_resident"):
+        FashionMNISTDataModule(device_resident="gpu")

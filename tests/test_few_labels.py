@@ -1,5 +1,7 @@
 """Semi-supervised VAE, encoder classifier and the few-label data options (tiny, synthetic data)."""
 
+import math
+
 import kornia.augmentation as K
 import lightning.pytorch as pl
 import pytest
@@ -11,8 +13,8 @@ from aelab.evaluation.classes import anomaly_class_counts
 from aelab.models import CAE, VAE, EncoderClassifier, SemiSupervisedVAE
 from aelab.models.tta import shift_averaged_logits
 
-SMALL5 = dict(num_unlabeled=150, num_labeled=40, num_test_normal=60, num_anomalies=20,
-              download=False, verify=False, batch_size=32)
+from helpers import fashion5_kwargs
+
 
 
 def trainer(tmp_path, **kw):
@@ -38,7 +40,7 @@ def test_labels_per_class_is_exact_and_seeded(fake_data_dir):
 
 
 def test_fashion5_labels_per_class(fake_data_dir):
-    dm = Fashion5DataModule(data_dir=str(fake_data_dir), labels_per_class=2, **SMALL5)
+    dm = Fashion5DataModule(**fashion5_kwargs(fake_data_dir, labels_per_class=2))
     dm.setup()
     assert torch.bincount(dm.labeled_train_set.labels, minlength=5).tolist() == [2] * 5
     assert len(dm.train_set) == 120 + 32  # images that lost their label are still training images
@@ -109,7 +111,7 @@ def test_finetune_uses_smaller_encoder_lr(tmp_path):
 def test_semisupervised_loss_uses_labeled_batches(fake_data_dir, tmp_path):
     """The classifier only learns from the labeled loader: if labeled batches were ignored, its
     weights (trained by the cross-entropy alone) would not move."""
-    dm = Fashion5DataModule(data_dir=str(fake_data_dir), labeled_batch_size=8, **SMALL5)
+    dm = Fashion5DataModule(**fashion5_kwargs(fake_data_dir, labeled_batch_size=8))
     batch = next(iter(dm.train_dataloader()))
     assert set(batch[0] if isinstance(batch, tuple) else batch) == {"unlabeled", "labeled"}
     model = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, lr=1e-2)
@@ -139,7 +141,7 @@ def test_consistency_term_uses_unlabeled_images(fake_data_dir, tmp_path):
     """With ``consistency > 0`` (FixMatch pseudo-labels) the unlabeled images add a classifier loss:
     at threshold 0 every unlabeled image gets a pseudo-label, at threshold 1 (unreachable for a
     softmax over 5 classes at init) none does, and the term is then exactly zero."""
-    dm = Fashion5DataModule(data_dir=str(fake_data_dir), labeled_batch_size=8, **SMALL5)
+    dm = Fashion5DataModule(**fashion5_kwargs(fake_data_dir, labeled_batch_size=8))
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     batch = batch[0] if isinstance(batch, tuple) else batch
@@ -195,7 +197,7 @@ def test_augment_erase_sets_the_erasing_probability():
 def test_transform_loss_on_paired_batches(fake_data_dir):
     """The transformation-prediction term (``transform_weight``) is added to the objective and sees the
     images of both parts of a paired batch."""
-    dm = Fashion5DataModule(data_dir=str(fake_data_dir), labeled_batch_size=8, **SMALL5)
+    dm = Fashion5DataModule(**fashion5_kwargs(fake_data_dir, labeled_batch_size=8))
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     batch = batch[0] if isinstance(batch, tuple) else batch
@@ -209,7 +211,8 @@ def test_transform_loss_on_paired_batches(fake_data_dir):
     out = model.auxiliary_losses(batch, dict(base))
     assert seen == [len(batch["unlabeled"]["input"]) + len(batch["labeled"]["input"])]
     assert torch.allclose(out["loss"], base["loss"] + 2.0 * out["transform_ce"])
-    assert 0 <= out["transform_acc"] <= 1
+    # an untrained head predicts about one transformation in 20: accuracy near chance, cross-entropy near log 20
+    assert out["transform_acc"] < 0.3 and abs(float(out["transform_ce"]) - math.log(20)) < 0.5
 
 
 def test_shift_averaged_prediction():

@@ -1,3 +1,5 @@
+import math
+
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -191,7 +193,7 @@ def test_transform_head_loss_and_score_checkpoint(trained, tmp_path):
     cae = models["cae"]
     torch.manual_seed(0)
     ce, acc = cae.transform_head.loss(cae.encoder, x)
-    assert acc > 0.5 and ce < 2.0
+    assert acc > 0.25 and ce < math.log(20) - 0.5  # chance: accuracy 1/20, cross-entropy log 20
     path = tmp_path / "t.ckpt"
     torch.save({"state_dict": cae.state_dict(), "hyper_parameters": dict(cae.hparams)}, path)
     loaded = load_weights(CAE(**cae.hparams), str(path)).eval()

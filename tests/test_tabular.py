@@ -514,7 +514,8 @@ def test_fit_then_evaluate_on_a_tiny_csv(tmp_path, fitted_table_run):
     assert {"mse", "neg_elbo", "recon_prob", "mahalanobis", "knn"} <= set(metrics["scores"])
     assert not {"local_error", "transform"} & set(metrics["scores"])
     assert metrics["n_test"] == 99 and metrics["n_anomalies"] == 9 and metrics["datamodule"] == "TabularDataModule"
-    assert 0.0 <= metrics["auroc"] <= 1.0
+    # the anomalies are 4 standard deviations away in three features: every score finds them
+    assert min(metrics["scores"][name]["auroc"] for name in ("mse", "neg_elbo", "recon_prob", "knn")) > 0.9
     assert "TabularDataModule" in read_checkpoint(out / "scored.ckpt")
 
 

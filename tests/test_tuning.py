@@ -1,7 +1,9 @@
 """`aelab tune`: search-space validation, a tiny study end to end, resume, several processes.
 
 Every study here trains a 4-channel CAE for 1-2 epochs of 2 batches on the synthetic data of the
-`fake_data_dir` fixture (seconds per trial).
+`fake_data_dir` fixture (about a second per trial), one CPU thread per process: for so small a model,
+more threads only add synchronisation (and on a busy machine make each step many times slower).
+PostgreSQL studies: tests/test_postgres.py.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
+import torch
 import yaml
 from optuna.trial import TrialState
 
@@ -65,6 +69,20 @@ def tune_yaml(tmp_path: Path, data_dir: Path, name: str = "tune.yaml", max_epoch
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def one_thread_env() -> dict[str, str]:
+    """The environment for a `python -m aelab tune` process started by a test (see module docstring)."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """In-process trials on one CPU thread (see module docstring); restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 # -- search space ------------------------------------------------------------------------------------
@@ -136,6 +154,37 @@ def test_cli_rejects_bad_tune_yaml(tmp_path, capsys):
     assert "n_trails" in capsys.readouterr().err
 
 
+def print_config(argv: list[str], capsys) -> dict:
+    with pytest.raises(SystemExit) as exit_info:
+        tuning.main([*argv, "--print_config"])
+    assert exit_info.value.code == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("flags", [
+    ["--overrides", "{trainer.limit_train_batches: 20, trainer.max_epochs: 3}"],
+    ["--overrides.trainer.limit_train_batches", "20", "--overrides.trainer.max_epochs", "3"],
+    ["--overrides.trainer.limit_train_batches=20", "--overrides.trainer.max_epochs=3"],
+    ["--overrides.trainer.limit_train_batches", "20", "--overrides", "{trainer.max_epochs: 3}"],
+])
+def test_command_line_overrides_merge_into_the_files(tmp_path, flags, capsys):
+    """`--overrides '{...}'` / `--overrides.KEY VALUE` add to the tune YAML's overrides key by key
+    (YAML values: 20 an int, 1e-4 a float), the command line winning for a key in both."""
+    path = tmp_path / "tune.yaml"
+    path.write_text(yaml.safe_dump({"recipe": str(ROOT / "configs" / "cae.yaml"), "space": SPACE, "n_trials": 2,
+                                    "overrides": {"trainer.max_epochs": 7, "model.weight_decay": 1e-5}}))
+    config = print_config(["--config", str(path), *flags], capsys)
+    assert config["overrides"] == {"trainer.max_epochs": 3, "model.weight_decay": 1e-5,
+                                   "trainer.limit_train_batches": 20}
+    config = print_config(["--config", str(path), "--overrides.model.weight_decay", "1e-4"], capsys)
+    assert config["overrides"] == {"trainer.max_epochs": 7, "model.weight_decay": 1e-4}
+    assert isinstance(config["overrides"]["model.weight_decay"], float)
+    assert print_config(["--config", str(path)], capsys)["overrides"]["trainer.max_epochs"] == 7  # no flag: the file's
+    with pytest.raises(SystemExit) as exit_info:
+        tuning.main(["--config", str(path), "--overrides", "[1, 2]"])
+    assert exit_info.value.code == 2 and "--overrides: expected a mapping" in capsys.readouterr().err
+
+
 def test_sampler_is_seeded_per_trial_not_per_process():
     """Same seed -> same parameters trial by trial; a resumed study does not repeat trials 0, 1."""
     def params(study, n):
@@ -184,6 +233,31 @@ def test_tiny_study_prunes_and_writes_reproducible_best_yaml(tmp_path, fake_data
     assert (tmp_path / "logs" / "tiny_best" / "version_0").is_dir()
 
 
+def test_command_line_overrides_reach_the_trials_and_the_header(tmp_path, fake_data_dir, capsys):
+    """The file's `trainer.max_epochs: 1` survives `--overrides '{trainer.limit_val_batches: 1}'` (the
+    recipe says 2 epochs, 2 validation batches); the header shows the effective overrides."""
+    config = tune_yaml(tmp_path, fake_data_dir, max_epochs=2, n_trials=1, study_name="ovr", test_trials=False,
+                       figures=False, overrides={"trainer.max_epochs": 1})
+    tuning.main(["--config", str(config), "--overrides", "{trainer.limit_val_batches: 1}"])
+    out = capsys.readouterr().out
+    assert "overrides: trainer.max_epochs=1, trainer.limit_val_batches=1\n" in out
+    study = optuna.load_study(study_name="ovr", storage=f"sqlite:///{tmp_path}/studies.db")
+    assert [t.user_attrs["epochs"] for t in finished(study)] == [1]
+    best = yaml.safe_load((tmp_path / "studies" / "ovr" / "best.yaml").read_text())
+    assert best["trainer"]["max_epochs"] == 1 and best["trainer"]["limit_val_batches"] == 1
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_aelab_help_lists_tune(flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        aelab_main([flag])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "fit" in out and "export" in out
+    lines = [line.split() for line in out.splitlines()]
+    assert any(words[:2] == ["tune", "Optuna"] for words in lines), out[-600:]
+
+
 def test_resume_tops_up_to_n_trials_and_fails_dead_trials(tmp_path, fake_data_dir, capsys):
     storage = f"journal:{tmp_path}/studies.log"
     config = tune_yaml(tmp_path, fake_data_dir, max_epochs=1, storage=storage, study_name="resume",
@@ -211,10 +285,42 @@ def test_resume_tops_up_to_n_trials_and_fails_dead_trials(tmp_path, fake_data_di
     assert len(optuna.load_study(study_name="resume", storage=make_storage(storage)).trials) == 5
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_trial_without_heartbeat_is_failed_and_replaced(tmp_path, fake_data_dir, capsys):
+    """SQLite (an RDB storage, like PostgreSQL in tests/test_postgres.py): a RUNNING trial of a worker
+    on another machine whose heartbeat stopped `grace_period` seconds ago is failed when the study is
+    re-run, and the study topped up -- even when that trial held the last slot of the budget."""
+    config = tune_yaml(tmp_path, fake_data_dir, max_epochs=1, n_trials=1, study_name="beat", test_trials=False,
+                       figures=False, heartbeat_interval=1, grace_period=1)
+    storage = make_storage(f"sqlite:///{tmp_path}/studies.db", heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(study_name="beat", storage=storage)
+    orphan = study.ask()
+    orphan.set_user_attr("worker", {"host": "another-machine", "pid": 1})
+    storage.record_heartbeat(orphan._trial_id)
+    time.sleep(2.5)  # > grace_period (SQLite's clock has whole seconds)
+
+    tuning.main(["--config", str(config)])
+    assert "trial 0 marked FAIL: no heartbeat" in capsys.readouterr().out
+    study = optuna.load_study(study_name="beat", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+def test_budget_held_by_a_running_trial_writes_outputs(tmp_path, fake_data_dir, capsys):
+    """A second command while the only trial of the budget runs elsewhere: nothing to run, and the
+    outputs (trials.csv with no duration yet) are still written."""
+    config = tune_yaml(tmp_path, fake_data_dir, n_trials=1, study_name="busy", figures=False)
+    study = optuna.create_study(study_name="busy", storage=f"sqlite:///{tmp_path}/studies.db")
+    study.ask().set_user_attr("worker", {"host": os.uname().nodename, "pid": os.getpid()})  # alive
+    tuning.main(["--config", str(config)])
+    assert "already has its 1 trials" in capsys.readouterr().out
+    df = pd.read_csv(tmp_path / "studies" / "busy" / "trials.csv")
+    assert list(df["state"]) == ["RUNNING"] and df["duration"].isna().all()
+
+
 def test_several_processes_share_one_study(tmp_path, fake_data_dir):
     """SQLite: two separate `python -m aelab tune` commands; journal file: `--n_jobs 2` (two worker
     processes started by this process). All four workers run at the same time."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = one_thread_env()  # the --n_jobs workers share the cores by themselves (aelab.tuning.study.worker_env)
     common = dict(max_epochs=1, n_trials=4, test_trials=False, figures=False)
     sqlite = tune_yaml(tmp_path, fake_data_dir, name="sqlite.yaml", study_name="s", **common)
     journal = tune_yaml(tmp_path, fake_data_dir, name="journal.yaml", study_name="j",

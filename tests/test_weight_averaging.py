@@ -1,4 +1,4 @@
-"""EMA of the weights (aelab.weight_averaging.EMAWeights): checkpoints and testing after fit."""
+"""EMA of the weights (aelab.training.EMAWeights): checkpoints and testing after fit."""
 
 import lightning.pytorch as pl
 import pytest
@@ -9,14 +9,14 @@ from aelab.data import Fashion5DataModule
 from aelab.models import SemiSupervisedVAE
 from aelab.training.ema import EMAWeights, ema_avg_fn
 
-SMALL5 = dict(num_unlabeled=150, num_labeled=40, num_test_normal=60, num_anomalies=20,
-              download=False, verify=False, batch_size=32, labeled_batch_size=8)
+from helpers import fashion5_kwargs
+
 
 
 def test_test_after_fit_uses_ema_weights(fake_data_dir, tmp_path):
     """The checkpoint's ``state_dict`` holds the EMA weights and ``current_model_state`` the raw ones;
     ``trainer.test(ckpt_path=...)`` in the same run as ``fit`` must measure the EMA weights."""
-    dm = Fashion5DataModule(data_dir=str(fake_data_dir), **SMALL5)
+    dm = Fashion5DataModule(**fashion5_kwargs(fake_data_dir, labeled_batch_size=8))
     model = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, lr=1e-2)
     checkpoint = ModelCheckpoint(dirpath=tmp_path, filename="ema")
     trainer = pl.Trainer(default_root_dir=tmp_path, logger=False, max_epochs=1, limit_train_batches=4,
@@ -75,7 +75,7 @@ def test_ema_pseudo_labels_come_from_the_averaged_weights():
 
 
 def test_ema_pseudo_labels_need_the_callback(fake_data_dir, tmp_path):
-    dm = Fashion5DataModule(data_dir=str(fake_data_dir), **SMALL5)
+    dm = Fashion5DataModule(**fashion5_kwargs(fake_data_dir, labeled_batch_size=8))
     model = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, consistency=1.0,
                               pseudo_labels="ema")
     trainer = pl.Trainer(default_root_dir=tmp_path, logger=False, max_epochs=1, limit_train_batches=2,
@@ -88,7 +88,7 @@ def test_ema_pseudo_labels_need_the_callback(fake_data_dir, tmp_path):
 
 def test_ema_pseudo_labels_train(fake_data_dir, tmp_path):
     """A short fit with EMA pseudo-labels runs and logs the pseudo-label rate."""
-    dm = Fashion5DataModule(data_dir=str(fake_data_dir), **SMALL5)
+    dm = Fashion5DataModule(**fashion5_kwargs(fake_data_dir, labeled_batch_size=8))
     model = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, lr=1e-2, consistency=1.0,
                               pseudo_threshold=0.0, pseudo_labels="ema")
     trainer = pl.Trainer(default_root_dir=tmp_path, logger=False, max_epochs=1, limit_train_batches=3,

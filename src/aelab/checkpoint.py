@@ -93,6 +93,24 @@ def load_weights(model: nn.Module, path: str | Path, datamodule=None) -> nn.Modu
     return model.eval()
 
 
+def model_from_checkpoint(path: str | Path) -> nn.Module:
+    """The model a checkpoint holds, rebuilt from the class LightningCLI recorded (``_class_path``) and
+    its hparams, with its weights, in eval mode (no registry of model names: the checkpoint says).
+
+    Raises:
+        CheckpointError: see :func:`read_checkpoint`, or a checkpoint without a recorded model class.
+    """
+    import importlib
+
+    ckpt = read_checkpoint(path)
+    class_path = checkpoint_class_path(ckpt)
+    if not class_path:
+        raise CheckpointError(f"checkpoint {path} does not record its model class (not written by `aelab fit`)")
+    module, name = class_path.rsplit(".", 1)
+    hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
+    return load_weights(getattr(importlib.import_module(module), name)(**hparams), path)
+
+
 def save_atomic(obj: Any, path: str | Path) -> Path:
     """``torch.save(obj, path)`` through a temporary file in the same folder and ``os.replace``: the
     final name holds either the old file or the complete new one, never a partial write.

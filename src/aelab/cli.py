@@ -11,16 +11,19 @@ test metrics. Short class names (``--model=CAE``) resolve for the classes import
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from aelab.checkpoint import AtomicCheckpointIO
+from aelab.checkpoint import AtomicCheckpointIO, CheckpointError, checkpoint_class_path, read_checkpoint
 from aelab.commands.fit import TestReport, calibrate_checkpoint
 from aelab.commands.trainer import AelabTrainer
 from aelab.data import (  # noqa: F401
     AnomalyDataModule,
+    DataError,
     ClassificationDataModule,
     Fashion5DataModule,
     FashionMNISTDataModule,
@@ -29,10 +32,12 @@ from aelab.data import (  # noqa: F401
     TabularDataModule,
 )
 from aelab.models import CAE, VAE, AutoencoderModule, EncoderClassifier, SemiSupervisedVAE  # noqa: F401
-from aelab.runs import run_dir
+from aelab.runs import RESUME_CHECKPOINT, newest_resumable_run, run_dir, run_parts
 from aelab.scoring.scorer import Scorer, attach_scorer
+from aelab.training import LineProgress
 
 AELAB_SUBCOMMANDS = ("evaluate", "latent", "export")
+LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
 
 class AelabCLI(LightningCLI):
@@ -54,8 +59,59 @@ class AelabCLI(LightningCLI):
         )
         parser.add_class_arguments(Scorer, "scorer", fail_untyped=False)
 
+    # -- before anything is built: the checkpoint, the run folder, the logger -------------------------
+    def _parse_ckpt_path(self) -> None:
+        """Read ``--ckpt_path`` safely first (one clear error for a missing, corrupt or unsafe file) and
+        refuse a checkpoint of another model class than the config's; then Lightning merges its hparams."""
+        sub = self.config.get("subcommand")
+        ckpt_path = self.config[sub].get("ckpt_path") if sub else None
+        if ckpt_path and ckpt_path not in LIGHTNING_CKPT_NAMES:
+            ckpt = read_checkpoint(ckpt_path)
+            saved, wanted = checkpoint_class_path(ckpt), self.config[sub]["model"].get("class_path")
+            if saved and wanted and saved != wanted:
+                raise CheckpointError(f"checkpoint {ckpt_path} holds a {saved.rsplit('.', 1)[-1]} ({saved}), the "
+                                      f"config a {wanted.rsplit('.', 1)[-1]} ({wanted}): give the run's own config "
+                                      "(<run>/config.yaml) or a checkpoint of the configured model")
+        super()._parse_ckpt_path()
+
+    def before_instantiate_classes(self) -> None:
+        """Run folders: ``fit --ckpt_path last`` resumes the newest run of the recipe in its own folder;
+        ``test`` / ``validate`` of a run's checkpoint log into that run; ``predict`` / ``evaluate`` /
+        ``latent`` / ``export`` make no run folder (they write beside the checkpoint); an explicit
+        ``--trainer.default_root_dir`` moves the recipe's logs there."""
+        sub = self.subcommand
+        config = self.config[sub] if sub else self.config
+        trainer = config["trainer"]
+        logger = trainer.get("logger")
+        tb = logger if getattr(logger, "class_path", "").endswith("TensorBoardLogger") else None
+        if tb is not None and trainer.get("default_root_dir"):
+            tb.init_args.save_dir = str(trainer["default_root_dir"])
+        if sub in AELAB_SUBCOMMANDS + ("predict",):
+            trainer["logger"] = False
+        elif sub == "fit" and config.get("ckpt_path") == "last":
+            if tb is None:
+                raise ValueError("--ckpt_path last needs the recipe's TensorBoardLogger (it names the runs to resume)")
+            run = newest_resumable_run(tb.init_args.save_dir, tb.init_args.name)
+            if run is None:
+                raise CheckpointError(f"--ckpt_path last: no run of {tb.init_args.name!r} under {tb.init_args.save_dir} "
+                                      f"has checkpoints/{RESUME_CHECKPOINT}.ckpt to resume from")
+            tb.init_args.version = run.name
+            config["ckpt_path"] = str(run / "checkpoints" / f"{RESUME_CHECKPOINT}.ckpt")
+            print(f"aelab fit: resuming {run} from {config['ckpt_path']}", flush=True)
+        elif sub in ("test", "validate") and tb is not None and config.get("ckpt_path"):
+            parts = run_parts(config["ckpt_path"])
+            if parts is not None:
+                tb.init_args.save_dir, tb.init_args.name, tb.init_args.version = (str(parts[0]), parts[1], parts[2])
+
     def instantiate_trainer(self, **kwargs):
+        extra = []
+        if self.subcommand == "fit":  # the state after every epoch, for `--ckpt_path last`
+            extra.append(ModelCheckpoint(filename=RESUME_CHECKPOINT, save_top_k=1, enable_version_counter=False))
+        if not sys.stderr.isatty():  # a log file: lines instead of a progress bar
+            kwargs["enable_progress_bar"] = False
+            extra.append(LineProgress())
         trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.extend(extra)
         trainer.strategy.checkpoint_io = AtomicCheckpointIO()  # no truncated checkpoint under a final name
         return trainer
 
@@ -72,7 +128,8 @@ class AelabCLI(LightningCLI):
         best = getattr(callback, "best_model_path", "") if callback is not None else ""
         if best and getattr(self.model, "scorer", None) is not None:
             described = calibrate_checkpoint(self.trainer, self.model, self.datamodule, best)
-            print(f"aelab fit: scorer of {best}: {described}", flush=True)
+            if self.trainer.is_global_zero:
+                print(f"aelab fit: scorer of {best}: {described}", flush=True)
         if not config.get("test_after_fit", True):
             return
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
@@ -82,6 +139,8 @@ class AelabCLI(LightningCLI):
         self._print_test_metrics(ckpt_path=self.config[self.subcommand].get("ckpt_path"))
 
     def _print_test_metrics(self, ckpt_path: str | None) -> None:
+        if not self.trainer.is_global_zero:
+            return
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test_")}
         text = ", ".join(f"{k} = {v:.5f}" for k, v in sorted(metrics.items()))
         source = f" (checkpoint {ckpt_path})" if ckpt_path else ""
@@ -95,6 +154,7 @@ def build(args: list[str] | dict | None = None, run: bool = True, **kwargs) -> A
     defaults = dict(kwargs.pop("trainer_defaults", None) or {})
     extra = defaults.get("callbacks") or []
     defaults["callbacks"] = [TestReport(), *(extra if isinstance(extra, list) else [extra])]
+    kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run rewrites its config.yaml
     return AelabCLI(
         model_class=None,
         datamodule_class=None,
@@ -143,13 +203,20 @@ def predict_exported_args(argv: list[str]) -> bool:
     return True
 
 
-def main(args: list[str] | None = None) -> None:
-    """Console-script entry point (returns ``None``: a returned CLI object would exit 1).
+EXPECTED_ERRORS = (DataError, CheckpointError, ValueError, FloatingPointError, OSError, ImportError)
+TRACEBACK_VARIABLE = "AELAB_TRACEBACK"
 
-    ``aelab tune ...`` is handed to :func:`aelab.tuning.main` (with :func:`build`); everything else to
-    LightningCLI.
-    """
-    argv = sys.argv[1:] if args is None else list(args)
+
+def dispatch(argv: list[str]) -> None:
+    """``aelab tune ...`` to :func:`aelab.tuning.main` (with :func:`build`), ``aelab predict --model FILE``
+    to the exported model's runner, everything else to LightningCLI."""
+    if argv[:1] in (["-h"], ["--help"]):  # `tune` is dispatched here, not a LightningCLI subcommand
+        try:
+            build(argv)
+        except SystemExit:  # after LightningCLI's help, whose subcommand list this line continues
+            print(f"    {'tune':<20}Optuna hyperparameter search (aelab tune --help).", flush=True)
+            raise
+        return
     if argv[:1] == ["tune"]:
         from aelab.tuning import main as tune_main
 
@@ -160,6 +227,30 @@ def main(args: list[str] | None = None) -> None:
             return
         argv = predict_args(argv)
     build(argv)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console-script entry point (returns ``None``: a returned CLI object would exit 1).
+
+    Expected errors (bad data, a bad or unsafe checkpoint, a bad setting, a NaN loss, a full disk, a
+    missing extra) print one line, ``aelab: error: <message>``, and exit with status 1; set the environment
+    variable ``AELAB_TRACEBACK=1`` for the full traceback. Ctrl-C exits with 130.
+    """
+    argv = sys.argv[1:] if args is None else list(args)
+    try:
+        dispatch(argv)
+    except KeyboardInterrupt:
+        if os.environ.get(TRACEBACK_VARIABLE):
+            raise
+        print("aelab: interrupted", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
+    except EXPECTED_ERRORS as err:
+        if os.environ.get(TRACEBACK_VARIABLE):
+            raise
+        message = str(err).strip() or type(err).__name__
+        print(f"aelab: error: {message}\n(set {TRACEBACK_VARIABLE}=1 for the full traceback)", file=sys.stderr,
+              flush=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

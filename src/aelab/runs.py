@@ -74,7 +74,7 @@ def infer(fn: Callable[[torch.Tensor], torch.Tensor], dataset: Dataset, batch_si
 
 
 def write_csv(path: str | Path, columns: dict[str, list]) -> Path:
-    """A CSV file with one column per entry (pandas ``DataFrame.to_csv``; floats with 6 significant
+    """A CSV file with one column per entry (pandas ``DataFrame.to_csv``; floats with 10 significant
     digits), written to a temporary file and renamed. The one writer of ``predictions.csv`` files."""
     import os
     import tempfile
@@ -86,9 +86,36 @@ def write_csv(path: str | Path, columns: dict[str, list]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        pd.DataFrame(columns).to_csv(tmp, index=False, float_format="%.6g")
+        pd.DataFrame(columns).to_csv(tmp, index=False, float_format="%.10g")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+RESUME_CHECKPOINT = "resume"  # <run>/checkpoints/resume.ckpt: the state after the newest finished epoch
+
+
+def version_number(run: Path) -> int:
+    """The number of a ``version_N`` folder (``-1`` for other names)."""
+    return int(run.name[8:]) if run.name.startswith("version_") and run.name[8:].isdigit() else -1
+
+
+def newest_resumable_run(save_dir: str | Path, name: str) -> Path | None:
+    """The newest run folder ``<save_dir>/<name>/<version>`` (highest ``version_N``, else newest by time)
+    that holds ``checkpoints/resume.ckpt``, or ``None``."""
+    root = Path(save_dir) / name
+    runs = [p for p in root.iterdir() if (p / "checkpoints" / f"{RESUME_CHECKPOINT}.ckpt").is_file()] \
+        if root.is_dir() else []
+    return max(runs, key=lambda p: (version_number(p), p.stat().st_mtime)) if runs else None
+
+
+def run_parts(ckpt_path: str | Path) -> tuple[Path, str, str] | None:
+    """``(save_dir, name, version)`` of a checkpoint ``<save_dir>/<name>/<version>/checkpoints/x.ckpt``
+    written by a TensorBoard-logged run, else ``None``."""
+    ckpt = Path(ckpt_path)
+    if ckpt.parent.name != "checkpoints" or len(ckpt.parents) < 4:
+        return None
+    run = ckpt.parent.parent
+    return run.parent.parent, run.parent.name, run.name

@@ -12,7 +12,7 @@ plus, where a data set has them, ``"anomaly"`` (1 = anomalous), ``"anomaly_type"
 from __future__ import annotations
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from aelab.data.transforms import pad_to, to_float
 
@@ -92,20 +92,56 @@ def concat(parts: list[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]
     return InMemoryDataset(inputs, labels, extras, pad=pad, names=names)
 
 
+class IndexBatchSampler(Sampler):
+    """Yields lists of indices (whole batches) over ``range(n)``: a seeded permutation each epoch when
+    ``shuffle`` (``torch.randperm`` with one generator, the order of ``RandomSampler``), else in order.
+
+    Under ``torch.distributed`` (DDP) every process takes its own share (``rank::world_size``): for
+    training the permutation is first padded by wrapping so every process runs the same number of steps
+    (DistributedSampler's rule); for evaluation shares are not padded (no item is scored twice).
+    """
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int | None = None) -> None:
+        self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed) if shuffle and seed is not None else None
+
+    @staticmethod
+    def rank_and_world() -> tuple[int, int]:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def order(self) -> torch.Tensor:
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+        rank, world = self.rank_and_world()
+        if world > 1:
+            if self.shuffle and self.n % world:
+                order = torch.cat([order, order[: world - self.n % world]])
+            order = order[rank::world]
+        return order
+
+    def __iter__(self):
+        order = self.order().tolist()
+        for start in range(0, len(order), self.batch_size):
+            yield order[start : start + self.batch_size]
+
+    def __len__(self) -> int:
+        rank, world = self.rank_and_world()
+        share = -(-self.n // world) if self.shuffle else len(range(rank, self.n, world))
+        return -(-share // self.batch_size)
+
+
 def batch_loader(dataset: InMemoryDataset, batch_size: int, shuffle: bool, seed: int | None = None,
                  num_workers: int = 0) -> DataLoader:
-    """A DataLoader that fetches whole batches from ``dataset`` by index lists.
+    """A DataLoader that fetches whole batches from ``dataset`` by index lists (:class:`IndexBatchSampler`).
 
     ``shuffle`` draws a new permutation each epoch from a generator seeded with ``seed``.
     """
-    if shuffle:
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        sampler = RandomSampler(dataset, generator=generator)
-    else:
-        sampler = SequentialSampler(dataset)
     return DataLoader(
         dataset,
-        sampler=BatchSampler(sampler, batch_size=batch_size, drop_last=False),
+        sampler=IndexBatchSampler(len(dataset), batch_size, shuffle, seed),
         batch_size=None,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass
@@ -34,7 +34,7 @@ class EvaluateSettings:
     iwae_samples: int | None = None
     local_sigma: float | None = None
     local_top_k: float | None = None
-    local_residual: str | None = None
+    local_residual: Literal["squared", "absolute", "darker", "brighter"] | None = None
     knn_k: int | None = None
     num_images: int = 8
     batch_size: int = 256

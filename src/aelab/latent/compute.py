@@ -14,7 +14,8 @@
     explained-variance ratios, timings in seconds per step, ``n_points``, ``latent_dim``, ...).
 PNG figures
     ``pca.png``, ``pca_explained_variance.png``, ``tsne.png`` (by class), ``tsne_kmeans.png``,
-    ``tsne_ekm.png`` (by cluster), ``samples.png``, ``interpolations.png`` and, for 2-D codes,
+    ``tsne_ekm.png`` (by cluster), ``samples.png``, ``interpolations.png``, ``reconstructions.png``
+    (seeded split images, each above its reconstruction) and, for 2-D codes,
     ``latent_plane.png`` (the image figures only for image data).
 
 and, in the checkpoint's run folder (TensorBoard; ``output_dir/tensorboard`` without a checkpoint), the figures (``add_figure``, tags ``latent/...``), the sample and
@@ -110,6 +111,8 @@ class LatentResult:
         tsne: ``(M, 2)``; ``km_labels`` / ``ekm_labels``: ``(M,)`` cluster ids; ``k``: clusters.
         samples: generated items ``(n, ...)`` and the sampler's description (images only: else ``None``).
         interpolations: ``(P, steps + 2, C, H, W)`` inputs at both ends, decodings between (images only).
+        reconstructions: ``(2, n, C, H, W)``: ``n`` seeded images of the split and their reconstructions
+            (``model.reconstruct``: for a VAE the decoded posterior mean; images only).
         plane: ``(z1, z2, images)`` of the decoded latent plane for 2-D codes, else ``None``.
     """
 
@@ -126,6 +129,7 @@ class LatentResult:
     k: int
     samples: tuple[torch.Tensor, str] | None = None
     interpolations: torch.Tensor | None = None
+    reconstructions: torch.Tensor | None = None
     plane: tuple[np.ndarray, np.ndarray, torch.Tensor] | None = None
 
 
@@ -208,6 +212,11 @@ def compute_latent(model, datamodule, s: LatentSettings, device, timer: Timer) -
             x_a, x_b = x_all[pairs[:, 0]], x_all[pairs[:, 1]]
             inter = interpolate(model, x_a, x_b, steps=steps)  # (P, steps, C, H, W)
             result.interpolations = torch.cat([x_a[:, None], inter, x_b[:, None]], dim=1)  # inputs at both ends
+            rows = seeded_subset(len(emb), min(s.n_samples // 2, len(emb)), seed + 2)
+            x = x_all[rows]
+            with torch.inference_mode():
+                recon = model.reconstruct(x.to(device)).float().cpu().clamp(0, 1)
+            result.reconstructions = torch.stack([x, recon])  # (2, n, C, H, W)
             if latent_dim == 2:
                 z1, z2, zg = latent_plane_grid(emb.codes, n=20)
                 result.plane = (z1, z2, decode(model, torch.from_numpy(zg).float()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass
@@ -22,7 +23,7 @@ class LatentSettings:
     """
 
     output_dir: str | None = None
-    split: str = "test"
+    split: Literal["train", "val", "test"] = "test"
     max_points: int = 3000
     perplexity: float = 30.0
     tsne_iterations: int = 1000

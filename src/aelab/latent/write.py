@@ -46,6 +46,22 @@ def add_projector(writer, codes: np.ndarray, metadata: dict[str, list], images: 
                              metadata_header=header)
 
 
+def reconstruction_columns(pairs: torch.Tensor) -> int:
+    """Images per row of the reconstruction grid of ``pairs`` ``(2, n, C, H, W)``."""
+    return max(1, int(round(math.sqrt(2 * pairs.shape[1]))))
+
+
+def reconstruction_rows(pairs: torch.Tensor) -> torch.Tensor:
+    """``(2, n, C, H, W)`` inputs and reconstructions -> ``(2n, C, H, W)`` laid out as rows of inputs, each
+    followed by the row of their reconstructions (:func:`reconstruction_columns` images per row)."""
+    ncols = reconstruction_columns(pairs)
+    n = pairs.shape[1]
+    out = []
+    for start in range(0, n, ncols):
+        out += [pairs[0, start:start + ncols], pairs[1, start:start + ncols]]
+    return torch.cat(out)
+
+
 def figures(r: LatentResult) -> dict[str, Any]:
     """The report's matplotlib figures (scatter plots always; samples, interpolations and the latent plane
     for images)."""
@@ -75,6 +91,10 @@ def figures(r: LatentResult) -> dict[str, Any]:
         figs["interpolations"] = plots.image_grid(
             r.interpolations.flatten(0, 1).numpy(), r.interpolations.shape[1],
             title="interpolations: inputs at both ends, decoded (1-t) z_a + t z_b between")
+    if r.reconstructions is not None:
+        figs["reconstructions"] = plots.image_grid(
+            reconstruction_rows(r.reconstructions).numpy(), reconstruction_columns(r.reconstructions),
+            title=f"{split} images (odd rows) and their reconstructions (even rows)")
     if r.plane is not None:
         figs["latent_plane"] = plots.latent_plane(r.plane[2].numpy(), r.plane[0], r.plane[1],
                                                   title="decoded latent plane (1%-99% of the codes)")
@@ -105,6 +125,11 @@ def write_latent(r: LatentResult, out: Path, writer) -> dict[str, Any]:
         writer.add_image("latent/interpolations_grid",
                          plots.tile_images(r.interpolations.flatten(0, 1).numpy(), r.interpolations.shape[1]), 0,
                          dataformats=formats)
+    if r.reconstructions is not None:
+        formats = "HW" if r.reconstructions.shape[2] == 1 else "HWC"
+        writer.add_image("latent/reconstructions_grid",
+                         plots.tile_images(reconstruction_rows(r.reconstructions).numpy(),
+                                           reconstruction_columns(r.reconstructions)), 0, dataformats=formats)
     labelled = r.sub.labels
     metadata = {
         "class": [r.names[i] if i >= 0 else plots.UNLABELLED for i in labelled],

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
@@ -65,9 +66,25 @@ class ClassificationMetricsMixin:
             return
         metrics = self.class_metrics[f"{stage}_metrics"]
         metrics.update(logits.detach(), labels)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage == "val")
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage == "val")  # torchmetrics sync themselves
+        if stage == "val":
+            self._val_class_updates += 1
         if stage == "test":
             self.test_confusion_metric.update(logits.detach(), labels)
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        self._val_class_updates = 0
+
+    def on_validation_epoch_end(self) -> None:
+        """Logs ``val_acc`` / ``val_f1`` as NaN (with a warning) when the validation batches held no labeled
+        image (e.g. ``limit_val_batches`` stopped before the labeled part), so a checkpoint callback that
+        monitors them keeps working instead of failing at the end of the epoch."""
+        super().on_validation_epoch_end()
+        if getattr(self, "_val_class_updates", 1) == 0 and not self.trainer.sanity_checking:
+            rank_zero_warn("no labeled image in this epoch's validation batches: val_acc and val_f1 are NaN "
+                           "(check limit_val_batches)")
+            self.log_dict({"val_acc": float("nan"), "val_f1": float("nan")}, sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
         super().on_test_epoch_start()

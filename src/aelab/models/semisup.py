@@ -66,7 +66,8 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         tta_shift: outside training, :meth:`classify` averages the class probabilities over all shifts
             of up to this many pixels (test-time augmentation, :mod:`aelab.models.shift_averaging`;
             0 = off; images only). Applies to validation, test and ``aelab evaluate`` (predicted classes, ``msp``).
-        (other arguments: see :class:`~aelab.models.vae.VAE`)
+        kwargs: the VAE's arguments (input shape, network size, likelihood, beta, optimisation; see
+            :class:`~aelab.models.vae.VAE`, whose defaults apply).
 
     Logged: the VAE's ``{stage}_elbo/recon/kl/mse``, ``{stage}_ce`` (cross-entropy on labeled images),
     ``{stage}_loss`` (the objective), ``{stage}_acc`` and ``{stage}_f1`` (macro); test confusion
@@ -76,13 +77,7 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
 
     def __init__(
         self,
-        input_shape: tuple[int, ...] = (1, 28, 28),
         num_classes: int = 5,
-        channels: int = 32,
-        latent_dim: int = 10,
-        hidden_dim: int = 256,
-        num_stages: int = 3,
-        activation: str = "relu",
         classifier_hidden: list[int] = [256, 64],
         dropout: float = 0.2,
         alpha: float = 100.0,
@@ -93,26 +88,12 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         pseudo_threshold: float = 0.95,
         pseudo_labels: str = "student",
         tta_shift: int = 0,
-        batch_norm: bool = False,
-        beta: float = 1.0,
-        likelihood: str = "bernoulli",
-        sigma: float = 0.1,
-        learn_sigma: bool = False,
-        kl_warmup_epochs: int = 0,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        scheduler: str = "none",
-        log_images: int = 8,
-        transform_weight: float = 0.0,
+        **kwargs,
     ) -> None:
-        super().__init__(input_shape=input_shape, channels=channels, latent_dim=latent_dim, hidden_dim=hidden_dim,
-                         num_stages=num_stages, activation=activation, batch_norm=batch_norm, beta=beta,
-                         likelihood=likelihood, sigma=sigma, learn_sigma=learn_sigma,
-                         kl_warmup_epochs=kl_warmup_epochs, lr=lr, weight_decay=weight_decay, scheduler=scheduler,
-                         log_images=log_images, transform_weight=transform_weight)
+        super().__init__(**kwargs)
         self.save_hyperparameters()
         self.alpha = alpha
-        self.classifier = mlp([latent_dim, *classifier_hidden, num_classes], dropout=dropout)
+        self.classifier = mlp([self.latent_dim, *classifier_hidden, num_classes], dropout=dropout)
         if consistency < 0 or not 0.0 <= pseudo_threshold <= 1.0:
             raise ValueError(f"consistency must be >= 0 and pseudo_threshold in [0, 1], got {consistency}, "
                              f"{pseudo_threshold}")

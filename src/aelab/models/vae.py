@@ -60,8 +60,10 @@ class VAE(AutoencoderModule):
             :class:`~aelab.models.autoencoder.AutoencoderModule`.
 
     Logged (per item, nats): ``{stage}_elbo``, ``{stage}_recon`` (``-E_q log p(x|z)``), ``{stage}_kl``,
-    ``{stage}_loss`` (``recon + beta_t * kl``, the minimised quantity), and ``{stage}_mse`` (per pixel,
-    of the posterior-mean reconstruction, comparable with the CAE).
+    ``{stage}_loss`` (``recon + beta_t * kl``, the minimised quantity), ``{stage}_mse`` (per pixel,
+    of the posterior-mean reconstruction, comparable with the CAE) and ``{stage}_bpd`` (the negative ELBO
+    in bits per dimension, ``-ELBO / (D ln 2)``, plus 8 bits for a Gaussian decoder on images: see
+    :meth:`bin_bits`).
 
     Raises:
         ValueError: an unknown likelihood, Bernoulli on table rows, or sizes out of range.
@@ -215,6 +217,13 @@ class VAE(AutoencoderModule):
         ``elbo``, ``recon``, ``kl`` (nats per item) and ``mse`` (per pixel, of the posterior mean)."""
         with torch.no_grad():
             mse = F.mse_loss(self.decode(t["mu"]), x)
+            bpd = -t["elbo"].mean() / (x[0].numel() * math.log(2)) + self.bin_bits()
         loss = (t["recon"] + self.kl_weight() * t["kl"]).mean()
         return {"loss": loss, "elbo": t["elbo"].mean(), "recon": t["recon"].mean(), "kl": t["kl"].mean(),
-                "mse": mse}
+                "mse": mse, "bpd": bpd}
+
+    def bin_bits(self) -> float:
+        """Bits per dimension added to ``-ELBO / (D ln 2)`` so that it bounds the code length of 8-bit data:
+        ``log2(256) = 8`` for a Gaussian density over grey values in [0, 1] (the density times the bin width
+        1/256), 0 for the Bernoulli decoder (whose numbers are not a density of grey values) and for tables."""
+        return 8.0 if self.images and self.likelihood != "bernoulli" else 0.0

@@ -7,8 +7,9 @@ Modules, in the order a study uses them:
 - :mod:`~aelab.tuning.space`: search-space entries (int / float / log_float / categorical),
   dotted keys -> recipe paths, sampling.
 - :mod:`~aelab.tuning.samplers`: samplers (TPE default, seeded per trial) and pruners by name.
-- :mod:`~aelab.tuning.storage`: storages (SQLite default, any RDB URL, journal files), resume,
-  dead-trial handling.
+- :mod:`~aelab.tuning.storage`: storages (SQLite default; ``journal:FILE`` for several processes on
+  one machine; ``postgresql://user:password@host/dbname`` across machines), resume, dead-trial
+  handling (heartbeat).
 - :mod:`~aelab.tuning.configs`: a trial's recipe config (values applied, its own logger).
 - :mod:`~aelab.tuning.study`: objective (one Trainer per trial + pruning callback, from the recipe
   builder the CLI hands over), workers, trial budget.

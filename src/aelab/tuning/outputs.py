@@ -87,9 +87,11 @@ def write_best_yaml(study: optuna.Study, plan: Plan) -> Path | None:
 def write_trials_csv(study: optuna.Study, plan: Plan) -> Path:
     """Write ``trials.csv`` from ``study.trials_dataframe()``."""
     path = plan.study_dir / "trials.csv"
+    import pandas as pd
+
     df = study.trials_dataframe()
-    if "duration" in df:
-        df["duration"] = df["duration"].dt.total_seconds()
+    if "duration" in df:  # all None (only running trials): an object column, hence to_timedelta
+        df["duration"] = pd.to_timedelta(df["duration"]).dt.total_seconds()
     _atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
     return path
 

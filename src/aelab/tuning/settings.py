@@ -17,7 +17,14 @@ Example::
       model.latent_dim: {type: int, low: 4, high: 16}
       model.lr: {type: log_float, low: 1.0e-4, high: 1.0e-2}
 
-Every field can be given on the command line too (``--n_trials 30``), overriding the file.
+Every field can be given on the command line too (``--n_trials 30``), overriding the file; overrides
+given on the command line (``--overrides.trainer.limit_train_batches 20`` or ``--overrides
+'{trainer.limit_train_batches: 20}'``) are merged key by key into the file's ``overrides``.
+
+Several processes on one study (``--n_jobs N`` here, or the same command started on several machines):
+``storage: journal:tune/studies.log`` for processes on one machine, ``storage:
+postgresql://user:password@host/dbname`` (a PostgreSQL server, the database created with ``createdb``)
+for several machines; the default SQLite file suits one machine (see :mod:`aelab.tuning.storage`).
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ class TuneSettings:
             re-running tops the study up to this number. ``null``: run until ``timeout``.
         timeout: wall-clock seconds per worker process; no new trial starts after it.
         overrides: recipe values set for every trial but not searched, e.g. ``trainer.max_epochs: 10``.
+            Command-line overrides (``--overrides.KEY VALUE``, ``--overrides '{KEY: VALUE}'``) are
+            merged key by key into the tune YAML's.
         sampler: ``tpe`` (default), ``random``, ``cmaes``, ``qmc``, ``gp``, ``{name: tpe, <args>}`` or
             ``{class_path: ..., init_args: ...}``; seeded per trial from ``seed``.
         pruner: ``median`` (default), ``hyperband``, ``successive_halving``, ``percentile``,
@@ -57,17 +66,21 @@ class TuneSettings:
         seed: study seed: derives each trial's sampler seed; also the recipe's ``seed_everything``
             when the recipe does not pin one.
         study_name: name in the storage (default: the tune YAML's file name without ``.yaml``).
-        storage: Optuna storage URL (``sqlite:///tune/studies.db``, ``postgresql://...``) or a journal
-            file (``journal:tune/studies.log`` or ``PATH.log``) for several processes on one machine.
+        storage: where the study lives: ``sqlite:///tune/studies.db`` (default, one machine); a journal
+            file ``journal:tune/studies.log`` (or ``PATH.log``) for several processes on one machine;
+            ``postgresql://user:password@host/dbname`` (any Optuna/SQLAlchemy RDB URL) for workers on
+            several machines. An unreachable server is one error naming the URL.
         output_dir: studies are written to ``output_dir/<study_name>/`` (trial logs, best.yaml,
             trials.csv, figures/).
         n_jobs: worker processes started by this command (each runs trials of the same study).
         test_trials: after each complete trial, test its best checkpoint and store the ``test_*``
             metrics as trial user attributes (reported, never optimised).
         figures: write the Optuna figures at the end (a few seconds of matplotlib).
-        heartbeat_interval: seconds between heartbeats of a running trial (RDB storages).
-        grace_period: seconds without a heartbeat after which a RUNNING trial of another machine is
-            failed; on this machine a trial whose process is gone is failed at once (aelab.tuning.storage).
+        heartbeat_interval: seconds between heartbeats of a running trial (RDB storages: SQLite,
+            PostgreSQL).
+        grace_period: seconds without a heartbeat after which a RUNNING trial (of a worker killed on
+            any machine) is failed and its budget slot freed; on this machine a trial whose process is
+            gone is failed at once (aelab.tuning.storage).
         worker_index: set by ``--n_jobs`` for its worker processes; a worker writes no study outputs.
     """
 

@@ -14,6 +14,11 @@ running trials reach ``n_trials`` (``optuna.study.MaxTrialsCallback`` over those
 that still finds the budget taken when it starts (two workers asking at the same instant) is
 marked FAIL with ``user_attrs["surplus"] = True`` and never trains. Re-running the same command
 loads the study and runs only the missing trials.
+
+Workers: ``--n_jobs N`` starts N ``python -m aelab tune`` processes on the study, sharing the CPU
+cores (:func:`worker_env`); on several machines, start the same command on each with a PostgreSQL
+``storage`` (see :mod:`aelab.tuning.storage`). The study header printed first shows the effective
+settings, overrides included.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from aelab.tuning.storage import (
     DONE_STATES,
     WORKER_ATTR,
     count,
+    display_url,
     fail_dead_trials,
     make_storage,
     open_study,
@@ -191,12 +197,18 @@ class FailDeadTrials:
     """Optuna callback: before the next trial, fail the trials of dead workers (so they neither
     block the budget nor stay RUNNING)."""
 
-    def __init__(self, grace_period: float) -> None:
+    def __init__(self, grace_period: float, prefix: str = "") -> None:
         self.grace_period = grace_period
+        self.prefix = prefix
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        for number in fail_dead_trials(study, self.grace_period):
-            print(f"trial {number} marked FAIL: its worker process is gone", flush=True)
+        report_dead(fail_dead_trials(study, self.grace_period), self.prefix)
+
+
+def report_dead(failed: dict[int, str], prefix: str = "") -> None:
+    """Print one line per trial failed by :func:`aelab.tuning.storage.fail_dead_trials`."""
+    for number, why in sorted(failed.items()):
+        print(f"{prefix}trial {number} marked FAIL: {why}", flush=True)
 
 
 # -- workers ---------------------------------------------------------------------------------------
@@ -226,8 +238,7 @@ def run_worker(plan: Plan, build) -> optuna.Study:
     s = plan.settings
     study = load_study(plan)
     prefix = f"[worker {s.worker_index}] " if s.worker_index is not None else ""
-    for number in fail_dead_trials(study, s.grace_period):
-        print(f"{prefix}trial {number} marked FAIL: its worker process is gone", flush=True)
+    report_dead(fail_dead_trials(study, s.grace_period), prefix)
     remaining = None
     if s.n_trials is not None:
         remaining = s.n_trials - count(study, BUDGET_STATES)
@@ -235,7 +246,7 @@ def run_worker(plan: Plan, build) -> optuna.Study:
             print(f"{prefix}study {s.study_name!r} already has its {s.n_trials} trials "
                   f"({count(study, DONE_STATES)} finished); nothing to run", flush=True)
             return study
-    callbacks = [ProgressPrinter(plan, prefix), FailDeadTrials(s.grace_period)]
+    callbacks = [ProgressPrinter(plan, prefix), FailDeadTrials(s.grace_period, prefix)]
     if s.n_trials is not None:
         callbacks.append(MaxTrialsCallback(s.n_trials, states=BUDGET_STATES))
     # MaxTrialsCallback stops at the exact budget; the cap (twice the missing trials) only bounds a run
@@ -246,8 +257,21 @@ def run_worker(plan: Plan, build) -> optuna.Study:
     return study
 
 
+def worker_env(n_jobs: int) -> dict[str, str]:
+    """The environment of a worker process: this one's, with the CPU threads shared among the
+    ``n_jobs`` workers (``OMP_NUM_THREADS`` = cores // n_jobs, unless already set): n workers each
+    running one thread per core oversubscribe the CPU, and PyTorch's spinning threads then make a
+    training step many times slower."""
+    env = dict(os.environ)
+    if "OMP_NUM_THREADS" not in env:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        env["OMP_NUM_THREADS"] = str(max(1, cores // n_jobs))
+    return env
+
+
 def _spawn_workers(plan: Plan) -> list[int]:
-    """Start ``n_jobs`` ``python -m aelab tune`` worker processes on the same study; wait for them."""
+    """Start ``n_jobs`` ``python -m aelab tune`` worker processes on the same study (CPU threads shared,
+    see :func:`worker_env`); wait for them."""
     s = plan.settings
     plan.study_dir.mkdir(parents=True, exist_ok=True)
     fields = {k: v for k, v in vars(s).items() if k not in ("n_jobs", "worker_index")}
@@ -255,10 +279,11 @@ def _spawn_workers(plan: Plan) -> list[int]:
                                      delete=False) as f:
         yaml.safe_dump(fields, f, sort_keys=False)
         worker_config = f.name
+    env = worker_env(s.n_jobs)
     try:
         procs = [
             subprocess.Popen([sys.executable, "-m", "aelab", "tune", "--config", worker_config,
-                              "--n_jobs", "1", "--worker_index", str(i)])
+                              "--n_jobs", "1", "--worker_index", str(i)], env=env)
             for i in range(s.n_jobs)
         ]
         try:
@@ -289,9 +314,11 @@ def run(settings: TuneSettings, tune_file: str | Path | None = None, build=None)
     plan = prepare(settings, tune_file)
     s = plan.settings
     if s.worker_index is None:
-        print(f"aelab tune: study {s.study_name!r} in {s.storage}, {s.n_jobs} worker(s), "
+        overrides = ", ".join(f"{k}={_fmt(v)}" for k, v in (s.overrides or {}).items()) or "none"
+        print(f"aelab tune: study {s.study_name!r} in {display_url(s.storage)}, {s.n_jobs} worker(s), "
               f"{s.n_trials or 'unlimited'} trials, timeout {s.timeout or 'none'}; outputs in {plan.study_dir}\n"
-              f"  recipe {s.recipe}; {s.direction} {s.metric}; sampler {s.sampler}; pruner {s.pruner}\n  "
+              f"  recipe {s.recipe}; {s.direction} {s.metric}; sampler {s.sampler}; pruner {s.pruner}\n"
+              f"  overrides: {overrides}\n  "
               + "\n  ".join(p.describe() for p in plan.params), flush=True)
     failed_workers: list[int] = []
     if s.n_jobs > 1:

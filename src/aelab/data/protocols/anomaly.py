@@ -66,7 +66,8 @@ class AnomalyDataModule(ClassificationDataModule):
                  occlusion_fill: float = 0.0, ood: ImageSource | None = None, num_ood: int | None = None,
                  val_size: int | float = 0.1, test_size: int | float = 0.2, pad_to: int | None = None,
                  batch_size: int = 128, labeled_batch_size: int | None = None, labeled_only: bool = False,
-                 labels_per_class: int | None = None, seed: int = 42, num_workers: int = 0) -> None:
+                 labels_per_class: int | None = None, seed: int = 42, num_workers: int = 0,
+                 device_resident: bool | str = "auto") -> None:
         if anomaly_kind not in ANOMALY_KINDS:
             raise ValueError(f"anomaly_kind must be one of {ANOMALY_KINDS}, got {anomaly_kind!r}")
         if anomaly_kind == "ood" and ood is None:
@@ -74,7 +75,7 @@ class AnomalyDataModule(ClassificationDataModule):
         super().__init__(source, classes=normal_classes, labels_per_class=labels_per_class, val_size=val_size,
                          test_size=test_size, pad_to=pad_to, batch_size=batch_size,
                          labeled_batch_size=labeled_batch_size, labeled_only=labeled_only, seed=seed,
-                         num_workers=num_workers)
+                         num_workers=num_workers, device_resident=device_resident)
         self.anomaly_kind = anomaly_kind
         self.num_anomalies = num_anomalies
         self.occlusion_size = tuple(occlusion_size)
@@ -156,8 +157,9 @@ class OneClassDataModule(AnomalyDataModule):
                  occlusion_size: tuple[float, float] = (0.25, 0.5), occlusion_fill: float = 0.0,
                  ood: ImageSource | None = None, num_ood: int | None = None,
                  data_dir: str | None = "data", download: bool = True, verify: bool = True,
-                 pad_to_32: bool = False, batch_size: int = 128, seed: int = 42, num_workers: int = 0) -> None:
+                 pad_to_32: bool = False, batch_size: int = 128, seed: int = 42, num_workers: int = 0,
+                 device_resident: bool | str = "auto") -> None:
         super().__init__(FashionMNIST(data_dir, download, verify), normal_classes, anomaly_kind, num_anomalies,
                          occlusion_size, occlusion_fill, ood=ood, num_ood=num_ood, val_size=val_size,
                          pad_to=32 if pad_to_32 else None, batch_size=batch_size, seed=seed,
-                         num_workers=num_workers)
+                         num_workers=num_workers, device_resident=device_resident)

@@ -35,10 +35,11 @@ class ClassificationDataModule(ImageDataModule):
     def __init__(self, source: ImageSource, classes: list[int | str] | None = None,
                  labels_per_class: int | None = None, val_size: int | float = 0.1, test_size: int | float = 0.2,
                  pad_to: int | None = None, batch_size: int = 128, labeled_batch_size: int | None = None,
-                 labeled_only: bool = False, seed: int = 42, num_workers: int = 0) -> None:
+                 labeled_only: bool = False, seed: int = 42, num_workers: int = 0,
+                 device_resident: bool | str = "auto") -> None:
         super().__init__(source, val_size=val_size, test_size=test_size, pad_to=pad_to, batch_size=batch_size,
                          seed=seed, num_workers=num_workers, labeled_batch_size=labeled_batch_size,
-                         labeled_only=labeled_only)
+                         labeled_only=labeled_only, device_resident=device_resident)
         self.labels_per_class = labels_per_class
         self.classes_arg = classes
         self._classes: list[int] | None = None
@@ -95,11 +96,12 @@ class FashionMNISTDataModule(ClassificationDataModule):
     def __init__(self, data_dir: str | None = "data", download: bool = True, verify: bool = True,
                  val_size: int | float = 5000, pad_to_32: bool = False, classes: list[int | str] | None = None,
                  labels_per_class: int | None = None, batch_size: int = 128, labeled_batch_size: int | None = None,
-                 labeled_only: bool = False, seed: int = 42, num_workers: int = 0) -> None:
+                 labeled_only: bool = False, seed: int = 42, num_workers: int = 0,
+                 device_resident: bool | str = "auto") -> None:
         super().__init__(FashionMNIST(data_dir, download, verify), classes=classes, labels_per_class=labels_per_class,
                          val_size=val_size, pad_to=32 if pad_to_32 else None, batch_size=batch_size,
                          labeled_batch_size=labeled_batch_size, labeled_only=labeled_only, seed=seed,
-                         num_workers=num_workers)
+                         num_workers=num_workers, device_resident=device_resident)
         self.data_dir, self.download, self.verify = data_dir, download, verify
 
 
@@ -127,9 +129,10 @@ class ImageFolderDataModule(ClassificationDataModule):
                  classes: list[int | str] | None = None, labels_per_class: int | None = None,
                  val_size: int | float = 0.1, test_size: int | float = 0.2, batch_size: int = 128,
                  labeled_batch_size: int | None = None, labeled_only: bool = False, seed: int = 42,
-                 num_workers: int = 0) -> None:
+                 num_workers: int = 0,
+                 device_resident: bool | str = "auto") -> None:
         source = ImageFolder(root, image_size=image_size, channels=channels, resize=resize, cache_dir=cache_dir,
                              num_workers=decode_workers, on_error=on_error)
         super().__init__(source, classes=classes, labels_per_class=labels_per_class, val_size=val_size,
                          test_size=test_size, batch_size=batch_size, labeled_batch_size=labeled_batch_size,
-                         labeled_only=labeled_only, seed=seed, num_workers=num_workers)
+                         labeled_only=labeled_only, seed=seed, num_workers=num_workers, device_resident=device_resident)

@@ -58,12 +58,13 @@ class Fashion5DataModule(AnomalyDataModule):
                  source: ImageSource | None = None, data_dir: str | None = "data", download: bool = True,
                  verify: bool = True, test_size: int | float = 0.2, pad_to_32: bool = False, batch_size: int = 128,
                  labeled_batch_size: int | None = None, labeled_only: bool = False, seed: int = 42,
-                 num_workers: int = 0) -> None:
+                 num_workers: int = 0,
+                 device_resident: bool | str = "auto") -> None:
         super().__init__(source if source is not None else FashionMNIST(data_dir, download, verify),
                          normal_classes, anomaly_kind, num_anomalies, occlusion_size, occlusion_fill, ood=ood,
                          num_ood=num_ood, test_size=test_size, pad_to=32 if pad_to_32 else None,
                          batch_size=batch_size, labeled_batch_size=labeled_batch_size, labeled_only=labeled_only,
-                         labels_per_class=labels_per_class, seed=seed, num_workers=num_workers)
+                         labels_per_class=labels_per_class, seed=seed, num_workers=num_workers, device_resident=device_resident)
         self.num_unlabeled, self.num_labeled = num_unlabeled, num_labeled
         self.val_fraction = val_fraction
         self.num_test_normal = num_test_normal

@@ -87,9 +87,11 @@ class ImageDataModule(InMemoryDataModule):
 
     def __init__(self, source: ImageSource, val_size: int | float = 0.1, test_size: int | float = 0.2,
                  pad_to: int | None = None, batch_size: int = 128, seed: int = 42, num_workers: int = 0,
-                 labeled_batch_size: int | None = None, labeled_only: bool = False) -> None:
+                 labeled_batch_size: int | None = None, labeled_only: bool = False,
+                 device_resident: bool | str = "auto") -> None:
         super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers,
-                         labeled_batch_size=labeled_batch_size, labeled_only=labeled_only)
+                         labeled_batch_size=labeled_batch_size, labeled_only=labeled_only,
+                         device_resident=device_resident)
         self.source = source
         self.val_size = val_size
         self.test_size = test_size

@@ -167,8 +167,9 @@ class TabularDataModule(InMemoryDataModule):
                  transforms: dict[str, str] = {}, scaler: str = "standard", protocol: str = "semi_supervised",
                  split: str = "random", order_column: str | None = None, test_size: float = 0.3,
                  val_size: float = 0.1, on_nan: str = "raise", batch_size: int = 256, seed: int = 42,
-                 num_workers: int = 0) -> None:
-        super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers)
+                 num_workers: int = 0,
+                 device_resident: bool | str = "auto") -> None:
+        super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers, device_resident=device_resident)
         for name, value, allowed in (("scaler", scaler, SCALERS), ("protocol", protocol, PROTOCOLS),
                                      ("split", split, SPLITS), ("on_nan", on_nan, ON_NAN)):
             if value not in allowed:
