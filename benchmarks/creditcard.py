@@ -198,13 +198,12 @@ class KerasStyleAE(nn.Module):
         return self.decoder(self.encoder[3](self.encoder[2](h1))), h1
 
 
-def keras_ae(train: torch.Tensor, test: torch.Tensor, seed: int, epochs: int = 10, batch_size: int = 32,
-             l1: float = 1e-5) -> tuple[np.ndarray, float, float]:
+def keras_ae(train: torch.Tensor, seed: int, epochs: int = 10, batch_size: int = 32, l1: float = 1e-5):
+    """Train the Keras-style autoencoder; returns the scoring function (per-row MSE)."""
     torch.manual_seed(seed)
     net = KerasStyleAE(train.shape[1])
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
     generator = torch.Generator().manual_seed(seed)
-    start = time.perf_counter()
     for _ in range(epochs):
         for idx in torch.randperm(len(train), generator=generator).split(batch_size):
             x = train[idx]
@@ -213,37 +212,43 @@ def keras_ae(train: torch.Tensor, test: torch.Tensor, seed: int, epochs: int = 1
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    fit_s = time.perf_counter() - start
-    start = time.perf_counter()
-    with torch.no_grad():
-        scores = torch.cat([(net(x)[0] - x).pow(2).mean(1) for x in test.split(8192)]).double().numpy()
-    return scores, fit_s, time.perf_counter() - start
+
+    @torch.no_grad()
+    def score(x: torch.Tensor) -> np.ndarray:
+        return torch.cat([(net(b)[0] - b).pow(2).mean(1) for b in x.split(8192)]).double().numpy()
+
+    return score
 
 
-def isolation_forest(train: torch.Tensor, test: torch.Tensor, seed: int) -> tuple[np.ndarray, float, float]:
+def isolation_forest(train: torch.Tensor, seed: int):
+    """Fit scikit-learn's IsolationForest (defaults); returns the scoring function (``-score_samples``)."""
     from sklearn.ensemble import IsolationForest
 
-    start = time.perf_counter()
     forest = IsolationForest(random_state=seed, n_jobs=1).fit(train.numpy())
-    fit_s = time.perf_counter() - start
-    start = time.perf_counter()
-    scores = -forest.score_samples(test.numpy())
-    return scores.astype(np.float64), fit_s, time.perf_counter() - start
+    return lambda x: (-forest.score_samples(x.numpy())).astype(np.float64)
 
 
-def run_baselines(names: list[str], inputs: dict[str, TabularDataModule], seed: int) -> dict:
+def run_baselines(names: list[str], inputs: dict[str, TabularDataModule], seed: int, val_weight: float) -> dict:
     out = {}
     for variant, dm in inputs.items():
         train = torch.cat([dm.train_set.inputs, dm.normal_val_set.inputs])  # every normal training-part row
         test, labels = dm.test_set.inputs, dm.test_set.extras["anomaly"].numpy()
+        val = labelled_validation(dm)
         for name in names:
-            fn = isolation_forest if name == "IF" else keras_ae
-            scores, fit_s, score_s = fn(train, test, seed)
+            start = time.perf_counter()
+            score = (isolation_forest if name == "IF" else keras_ae)(train, seed)
+            fit_s = time.perf_counter() - start
+            start = time.perf_counter()
+            scores = score(test)
+            score_s = time.perf_counter() - start
+            v, vy = score(val.inputs), val.extras["anomaly"].numpy()
             key = f"{name}[{variant}]"
             out[key] = {**detection_metrics(scores, labels), "fit_s": fit_s, "score_s": score_s,
-                        "n_train": len(train), "n_features": train.shape[1]}
+                        "n_train": len(train), "n_features": train.shape[1],
+                        "val_auprc": anomaly_metrics(torch.from_numpy(v), torch.from_numpy(vy))["auprc"],
+                        "val_auprc_w": weighted_auprc(v, vy, val_weight)}
             print(f"    {key:18s} AUROC {out[key]['auroc']:.4f} AUPRC {out[key]['auprc']:.4f}  "
-                  f"(fit {fit_s:.1f} s, score {score_s:.1f} s)", flush=True)
+                  f"(val AUPRC_w {out[key]['val_auprc_w']:.4f}, fit {fit_s:.1f} s, score {score_s:.1f} s)", flush=True)
     return out
 
 
@@ -272,7 +277,7 @@ def summarise(runs: list[dict]) -> dict:
                     row.setdefault(k, []).append(value)
         for key, m in run.get("baselines", {}).items():
             row = table.setdefault(key, {})
-            for k in METRICS:
+            for k in (*METRICS, "val_auprc", "val_auprc_w"):
                 row.setdefault(k, []).append(m[k])
     return {split: {row: {k: mean_sd(v) for k, v in ms.items()} for row, ms in table.items()}
             for split, table in rows.items()}
@@ -341,7 +346,7 @@ def main() -> None:
                     assert inputs["std30"].test_set.names == dm.test_set.names  # the same test rows
                 if "recipe" in args.baseline_inputs:
                     inputs["recipe"] = dm
-                run["baselines"] = run_baselines(baselines, inputs, seed)
+                run["baselines"] = run_baselines(baselines, inputs, seed, val_weight)
             runs.append(run)
     summary = summarise(runs)
     print_table(summary)

@@ -8,11 +8,7 @@ import torch
 from aelab.data import FashionMNISTDataModule
 from aelab.models import CAE
 
-
-def tiny_trainer(tmp_path, **kw):
-    kw.setdefault("max_epochs", 1)
-    return pl.Trainer(default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, **kw)
+from helpers import tiny_trainer
 
 
 def test_cae_fit_decreases_loss(fake_data_dir, tmp_path):
@@ -23,7 +19,7 @@ def test_cae_fit_decreases_loss(fake_data_dir, tmp_path):
     batch = next(iter(dm.val_dataloader()))
     with torch.no_grad():
         before = model.losses(batch)["loss"].item()
-    tiny_trainer(tmp_path, max_epochs=8).fit(model, dm)
+    tiny_trainer(tmp_path, max_epochs=4).fit(model, dm)
     with torch.no_grad():
         after = model.losses(batch)["loss"].item()
     assert after < 0.6 * before

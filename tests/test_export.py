@@ -51,11 +51,16 @@ def fitted(request, tmp_path_factory, fake_data_dir):
 
 def test_predict_on_a_folder_needs_no_other_step_and_matches_evaluate(fitted, tmp_path):
     config, best, folder, _, _ = fitted
-    main(["predict", "--ckpt_path", str(best), "--data", str(folder), "--output", str(tmp_path / "p.csv")])
+    main(["predict", "--ckpt_path", str(best), "--data", str(folder), "--output", str(tmp_path / "p.csv"),
+          "--save_maps", "true"])
     predicted, rows = read_scores(tmp_path / "p.csv")
     assert len(rows) == 40 and {"item", "score", "threshold", "is_anomaly"} <= set(rows[0])
     threshold = float(rows[0]["threshold"])
     assert all(int(r["is_anomaly"]) == (float(r["score"]) >= threshold) for r in rows)
+    flagged = [i for i, r in enumerate(rows) if int(r["is_anomaly"])]
+    assert flagged  # (the threshold is the 90th percentile of normal validation scores)
+    maps = sorted((tmp_path / "maps").glob("*.png"))  # one difference map per flagged image, named after it
+    assert [int(m.name[:6]) for m in maps] == flagged and all(Image.open(m).size == (28, 28) for m in maps)
     main(["evaluate", "--config", str(config), "--ckpt_path", str(best), "--output_dir", str(tmp_path / "e"),
           "--scores", "[knn]"])
     evaluated, _ = read_scores(tmp_path / "e" / "predictions.csv")
@@ -81,13 +86,13 @@ def test_detector_matches_predict_and_checks_shapes(fitted, tmp_path):
         detector.score_samples(np.zeros((3, 32, 32), dtype=np.uint8))
 
 
-@pytest.mark.parametrize("score, fmt", [("knn", "onnx"), ("mse", "onnx"), ("local_error", "onnx"),
-                                        ("mahalanobis", "onnx"), ("transform", "onnx"), ("knn", "torchscript"),
-                                        ("local_error", "torchscript")])
+@pytest.mark.parametrize("fitted, score, fmt", [
+    (0.0, "knn", "onnx"), (0.0, "mse", "onnx"), (0.0, "local_error", "onnx"), (0.0, "mahalanobis", "onnx"),
+    (1.0, "transform", "onnx"), (0.0, "knn", "torchscript"), (0.0, "local_error", "torchscript"),
+], indirect=["fitted"], ids=["knn-onnx", "mse-onnx", "local_error-onnx", "mahalanobis-onnx", "transform-onnx",
+                             "knn-torchscript", "local_error-torchscript"])
 def test_export_parity(fitted, tmp_path, score, fmt, capsys):
-    config, best, folder, images, transform = fitted
-    if (score == "transform") != bool(transform):
-        pytest.skip("transform is exported from the model with the head, the others from the plain CAE")
+    config, best, folder, images, _ = fitted
     out = tmp_path / f"d.{'onnx' if fmt == 'onnx' else 'pt'}"
     main(["export", "--config", str(config), "--ckpt_path", str(best), "--format", fmt, "--output", str(out),
           "--score", score])

@@ -99,6 +99,7 @@ def test_unreachable_server_is_one_clear_error(tmp_path, fake_data_dir, capsys):
     assert time.perf_counter() - start < 10  # no retry loop on a refused connection
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_postgresql_study(pg_url, tmp_path, fake_data_dir):
     """Two separate `aelab tune` commands (as on two machines) start together on a fresh database (both
     create Optuna's tables): exactly n_trials finished, none left RUNNING, every trial trained once by
@@ -124,6 +125,7 @@ def test_two_workers_share_one_postgresql_study(pg_url, tmp_path, fake_data_dir)
     assert (tmp_path / "studies" / "pg" / "best.yaml").exists()
 
 
+@pytest.mark.slow
 def test_killed_worker_fails_by_heartbeat_and_the_study_resumes(pg_url, tmp_path, fake_data_dir, capsys):
     """A worker killed (SIGKILL) in the last trial of the budget, on "another machine" (its trial's
     worker record names another host, so only the heartbeat can tell it is dead): once

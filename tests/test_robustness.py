@@ -111,6 +111,7 @@ def test_partial_data_dir_is_not_mixed_with_another_copy(tmp_path, fake_data_dir
         dm.setup("fit")
 
 
+@pytest.mark.slow
 def test_commands_after_fit_make_no_new_run_folders(tmp_path, fake_data_dir):
     config = fashion5_config(tmp_path, fake_data_dir, "fashion5_cae.yaml")
     main(["fit", "--config", str(config)])
@@ -143,6 +144,7 @@ def test_semisup_epoch_without_labeled_validation_images(tmp_path, fake_data_dir
     assert list((tmp_path / "logs" / "fashion5_semisup" / "version_0" / "checkpoints").glob("best-*.ckpt"))
 
 
+@pytest.mark.slow
 def test_log_lines_instead_of_a_progress_bar(tmp_path, fake_data_dir):
     config = tiny_config(tmp_path, fake_data_dir, limit_batches=4)
     cmd = [sys.executable, "-m", "aelab", "fit", "--config", str(config), "--test_after_fit", "false",

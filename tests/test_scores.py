@@ -26,7 +26,7 @@ def trained(fake_data_dir, tmp_path_factory):
     models = {"cae": CAE(channels=8, latent_dim=4, hidden_dim=32, lr=5e-3, transform_weight=1.0),
               "vae": VAE(channels=8, latent_dim=4, hidden_dim=32, lr=5e-3)}
     for model in models.values():
-        tiny_trainer(tmp_path_factory.mktemp("s"), max_epochs=8).fit(model, dm)
+        tiny_trainer(tmp_path_factory.mktemp("s"), max_epochs=5).fit(model, dm)
         model.eval()
         fit_stats(attach_scorer(model), model, dm.train_set)
     dm.setup("test")
@@ -201,3 +201,18 @@ def test_transform_head_loss_and_score_checkpoint(trained, tmp_path):
     assert torch.allclose(score(loaded, x, "transform"), score(cae, x, "transform"))
     with pytest.raises(ValueError, match="transform_weight"):
         CAE(transform_weight=-1.0)
+
+
+def test_scorer_takes_the_checkpoints_settings_for_its_own_score():
+    """A config that names the same score without settings takes the settings the checkpoint's scorer was
+    fitted with (e.g. those `aelab evaluate` chose), keeping its threshold; other settings recalibrate."""
+    saved = Scorer("local_error", {"sigma": 3.0, "residual": "darker"})
+    saved.set_threshold(0.25)
+    state = saved.state_dict()
+    same = Scorer("local_error")
+    same.load_state_dict(state)
+    assert same.settings == {"sigma": 3.0, "residual": "darker"} and float(same.threshold_) == 0.25
+    other = Scorer("local_error", {"sigma": 1.0})
+    other.load_state_dict(state)
+    assert other.settings == {"sigma": 1.0} and not bool(torch.isfinite(other.threshold_))
+    assert "recalibrating" in other.notes[0]

@@ -317,6 +317,7 @@ def test_budget_held_by_a_running_trial_writes_outputs(tmp_path, fake_data_dir, 
     assert list(df["state"]) == ["RUNNING"] and df["duration"].isna().all()
 
 
+@pytest.mark.slow
 def test_several_processes_share_one_study(tmp_path, fake_data_dir):
     """SQLite: two separate `python -m aelab tune` commands; journal file: `--n_jobs 2` (two worker
     processes started by this process). All four workers run at the same time."""

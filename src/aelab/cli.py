@@ -23,8 +23,8 @@ from aelab.commands.fit import TestReport, calibrate_checkpoint
 from aelab.commands.trainer import AelabTrainer
 from aelab.data import (  # noqa: F401
     AnomalyDataModule,
-    DataError,
     ClassificationDataModule,
+    DataError,
     Fashion5DataModule,
     FashionMNISTDataModule,
     ImageFolderDataModule,
@@ -75,8 +75,8 @@ class AelabCLI(LightningCLI):
         super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
-        """Run folders: ``fit --ckpt_path last`` resumes the newest run of the recipe in its own folder;
-        ``test`` / ``validate`` of a run's checkpoint log into that run; ``predict`` / ``evaluate`` /
+        """Run folders: ``fit --ckpt_path last`` resumes the newest run of the recipe in its own folder, and
+        ``fit`` / ``test`` / ``validate`` of a run's own checkpoint continue or log in that run; ``predict`` / ``evaluate`` /
         ``latent`` / ``export`` make no run folder (they write beside the checkpoint); an explicit
         ``--trainer.default_root_dir`` moves the recipe's logs there."""
         sub = self.subcommand
@@ -98,8 +98,9 @@ class AelabCLI(LightningCLI):
             tb.init_args.version = run.name
             config["ckpt_path"] = str(run / "checkpoints" / f"{RESUME_CHECKPOINT}.ckpt")
             print(f"aelab fit: resuming {run} from {config['ckpt_path']}", flush=True)
-        elif sub in ("test", "validate") and tb is not None and config.get("ckpt_path"):
-            parts = run_parts(config["ckpt_path"])
+        elif sub in ("fit", "test", "validate") and tb is not None and config.get("ckpt_path") \
+                and config["ckpt_path"] not in LIGHTNING_CKPT_NAMES:
+            parts = run_parts(config["ckpt_path"])  # a run's own checkpoint: continue / log in that run
             if parts is not None:
                 tb.init_args.save_dir, tb.init_args.name, tb.init_args.version = (str(parts[0]), parts[1], parts[2])
 

@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from lightning.pytorch import LightningModule
 from torch import nn
 
 from aelab.checkpoint import load_weights
@@ -79,7 +80,7 @@ def write_onnx(graph: DetectorGraph, example: torch.Tensor, path: Path, meta: di
 
 def write_torchscript(graph: DetectorGraph, example: torch.Tensor, path: Path, meta: dict) -> None:
     """``torch.jit.trace`` of the graph, saved with ``aelab.json`` (``meta``) as an extra file."""
-    modules = [m for m in graph.modules() if hasattr(m, "_jit_is_scripting")]  # LightningModules
+    modules = [m for m in graph.modules() if isinstance(m, LightningModule)]
     for m in modules:
         m._jit_is_scripting = True  # Lightning's flag: no `trainer` lookups while tracing
     try:

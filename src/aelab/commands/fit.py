@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from aelab.checkpoint import load_weights, read_checkpoint, save_atomic
 from aelab.commands.predict import ensure_calibrated
@@ -46,7 +45,6 @@ class TestReport(Callback):
         if matrix is None or not trainer.is_global_zero:
             return
         names = tuple(getattr(trainer.datamodule, "class_names", ()) or ()) or None
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("test/confusion_matrix", confusion_figure(matrix, names),
-                                             pl_module.global_step)
+        tb = pl_module.tensorboard()
+        if tb is not None:
+            tb.experiment.add_figure("test/confusion_matrix", confusion_figure(matrix, names), pl_module.global_step)

@@ -66,11 +66,18 @@ class ClassificationMetricsMixin:
             return
         metrics = self.class_metrics[f"{stage}_metrics"]
         metrics.update(logits.detach(), labels)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage == "val")  # torchmetrics sync themselves
+        if stage != "train":  # training metrics are logged once, at the end of the epoch
+            self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage == "val")  # they sync themselves
         if stage == "val":
             self._val_class_updates += 1
         if stage == "test":
             self.test_confusion_metric.update(logits.detach(), labels)
+
+    def on_train_epoch_end(self) -> None:
+        metrics = self.class_metrics["train_metrics"]
+        if any(m.update_count for m in metrics.values()):
+            self.log_dict(metrics)
+        super().on_train_epoch_end()
 
     def on_validation_epoch_start(self) -> None:
         super().on_validation_epoch_start()

@@ -186,22 +186,24 @@ class Scorer(nn.Module):
     def _adopt(self, saved: dict[str, Any]) -> None:
         """Take the saved configuration where this scorer's own was not given explicitly; drop the saved
         statistics and threshold when an explicit setting differs from what they were fitted for."""
-        differs = []
-        if self.explicit["score"] and saved.get("score") != self.score:
-            differs.append(f"score {saved.get('score')} -> {self.score}")
-        if self.explicit["settings"] and saved.get("settings") != self.settings:
-            differs.append(f"settings {saved.get('settings')} -> {self.settings}")
-        if self.explicit["threshold"] and (saved.get("threshold"), saved.get("threshold_value")) != (
-                self.threshold, self.threshold_value):
-            differs.append(f"threshold {saved.get('threshold')} {saved.get('threshold_value')} -> "
-                           f"{self.threshold} {self.threshold_value}")
-        if not self.explicit["score"]:
-            self.score = saved.get("score") or self.score
-        if not self.explicit["settings"] and not self.explicit["score"]:
+        saved_score = saved.get("score")
+        if not self.explicit["score"] and saved_score:
+            self.score = saved_score
+        same_score = saved_score == self.score
+        if not self.explicit["settings"] and same_score:
             self.settings = dict(saved.get("settings") or {})
         if not self.explicit["threshold"]:
             self.threshold = saved.get("threshold") or self.threshold
             self.threshold_value = float(saved.get("threshold_value", self.threshold_value))
+        differs = []
+        if not same_score:
+            differs.append(f"score {saved_score} -> {self.score}")
+        elif self.score in SCORES and (self.settings_for(self.score)
+                                       != {**SCORES[self.score].defaults, **(saved.get("settings") or {})}):
+            differs.append(f"settings {saved.get('settings')} -> {self.settings}")
+        if (saved.get("threshold"), saved.get("threshold_value")) != (self.threshold, self.threshold_value):
+            differs.append(f"threshold {saved.get('threshold')} {saved.get('threshold_value')} -> "
+                           f"{self.threshold} {self.threshold_value}")
         self.stats_fitted = bool(saved.get("stats_fitted"))
         if differs:
             self.notes.append("the checkpoint's scorer was fitted for another setting ("

@@ -148,6 +148,13 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.num_workers = 0  # batches are drawn on the device
         print(f"{type(self).__name__}: {self.data_bytes() / 2**20:.0f} MiB of data resident on {device}", flush=True)
 
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        """Batches already on ``device`` (CPU training, device-resident data) pass through without
+        Lightning's walk over the collection (a measurable cost per step for small models)."""
+        if on_device(batch, device):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     # -- loaders ----------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader | CombinedLoader:
         train = self._require("labeled_train_set" if self.labeled_only else "train_set")
@@ -180,6 +187,15 @@ class InMemoryDataModule(pl.LightningDataModule):
         if self.train_set is None:
             self.setup("fit" if name != "test_set" else "test")
         return getattr(self, name)
+
+
+def on_device(batch, device: torch.device) -> bool:
+    """Whether every tensor of a batch dict (or of a paired batch of dicts) is on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.device == device
+    if isinstance(batch, dict):
+        return all(on_device(v, device) for v in batch.values())
+    return False
 
 
 def all_true(n: int) -> torch.Tensor:
