@@ -194,7 +194,8 @@ def test_cli_latent_end_to_end(tmp_path, fake_data_dir, capsys, recipe, latent_d
     assert report["sampler"] == ("prior: model.sample(n), z ~ N(0, I)" if name == "vae" else
                                  "Gaussian fitted to the training codes (mean, full covariance), decoded")
     assert {"encode", "pca", "tsne", "kmeans", "ekm", "probe", "generate", "total"} <= set(report["timings_s"])
-    pngs = {"pca", "pca_explained_variance", "tsne", "tsne_kmeans", "tsne_ekm", "samples", "interpolations"}
+    pngs = {"pca", "pca_explained_variance", "tsne", "tsne_kmeans", "tsne_ekm", "samples", "interpolations",
+            "reconstructions"}
     if latent_dim == 2:
         pngs.add("latent_plane")
     assert {p.stem for p in out.glob("*.png")} == pngs
