@@ -30,9 +30,11 @@ def test_cli_fit_tests_best_checkpoint_and_logs(tmp_path, fake_data_dir, capsys)
 
 def test_cli_config_typo_is_reported(tmp_path, fake_data_dir, capsys):
     config = tiny_config(tmp_path, fake_data_dir, latnet_dim=3)
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(config)])
-    assert "latnet_dim" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "latnet_dim" in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("aelab: error:")  # not 60 lines of usage
 
 
 def test_cli_print_config_shows_defaults(capsys):

@@ -81,6 +81,18 @@ def test_full_disk_never_leaves_a_truncated_checkpoint(tmp_path, monkeypatch):
     assert torch.equal(read_checkpoint(path)["state_dict"]["w"], torch.ones(3))  # the old file, whole
     assert [p.name for p in tmp_path.iterdir()] == ["best.ckpt"]  # no temporary file left behind
 
+    def zip_writer_fails(obj, f, *args, **kwargs):  # what torch does on a real full disk
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 176192 vs 176080")
+
+    monkeypatch.setattr(torch, "save", zip_writer_fails)
+    with pytest.raises(OSError, match=r"could not write .*best.ckpt \(No space left on device\)"):
+        save_atomic({"state_dict": {"w": torch.zeros(3)}}, path)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["best.ckpt"]
+
 
 @pytest.mark.parametrize("command", ["test", "predict", "evaluate"])
 def test_random_bytes_are_not_called_an_unsafe_checkpoint(tmp_path, fake_data_dir, command):
@@ -111,6 +123,19 @@ def test_partial_data_dir_is_not_mixed_with_another_copy(tmp_path, fake_data_dir
         dm.setup("fit")
 
 
+def test_a_fit_that_fails_in_set_up_leaves_no_run_folder(tmp_path, fake_data_dir):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for f in fake_data_dir.glob("t10k-*"):
+        (partial / f.name).write_bytes(f.read_bytes())
+    config = tiny_config(tmp_path, fake_data_dir)
+    main(["fit", "--config", str(config), "--trainer.max_epochs", "1", "--test_after_fit", "false"])
+    with pytest.raises(DataError, match="holds only some"):
+        main(["fit", "--config", str(config), "--data.init_args.data_dir", str(partial),
+              "--data.init_args.verify", "false"])
+    assert runs_of(tmp_path / "logs", "cae") == ["version_0"]  # no version_1 holding one event file
+
+
 @pytest.mark.slow
 def test_commands_after_fit_make_no_new_run_folders(tmp_path, fake_data_dir):
     config = fashion5_config(tmp_path, fake_data_dir, "fashion5_cae.yaml")
@@ -118,7 +143,7 @@ def test_commands_after_fit_make_no_new_run_folders(tmp_path, fake_data_dir):
     best = next((tmp_path / "logs" / "fashion5_cae" / "version_0" / "checkpoints").glob("best-*.ckpt"))
     main(["test", "--config", str(config), "--ckpt_path", str(best)])
     main(["evaluate", "--config", str(config), "--ckpt_path", str(best), "--scores", "[mse]"])
-    main(["predict", "--config", str(config), "--ckpt_path", str(best)])
+    main(["predict", "--ckpt_path", str(best)])  # the run's config.yaml: still fit's, `test` did not replace it
     main(["latent", "--config", str(config), "--ckpt_path", str(best), "--max_points", "20", "--perplexity", "5",
           "--tsne_iterations", "250", "--n_samples", "4", "--split", "val"])
     assert runs_of(tmp_path / "logs", "fashion5_cae") == ["version_0"]

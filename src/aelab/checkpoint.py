@@ -116,7 +116,9 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     final name holds either the old file or the complete new one, never a partial write.
 
     Raises:
-        OSError: when the write fails (e.g. a full disk: ``ENOSPC``), after removing the temporary file.
+        OSError: when the write fails (e.g. a full disk: ``ENOSPC``), after removing the temporary file; the
+            message names ``path``. (torch's zip writer turns a failed write into a ``RuntimeError`` whose
+            context is the ``OSError``: that case is reported as the ``OSError``.)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,9 +129,14 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        cause = err if isinstance(err, OSError) else err.__context__
+        if isinstance(cause, OSError):
+            reason = cause.strerror or str(cause)
+            raise OSError(cause.errno, f"could not write {path} ({reason}); nothing was written under that name, "
+                                       f"free some space or choose another folder") from err
         raise
     return path
 

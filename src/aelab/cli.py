@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
+from argparse import ArgumentError
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from aelab.checkpoint import AtomicCheckpointIO, CheckpointError, checkpoint_class_path, read_checkpoint
-from aelab.commands.fit import TestReport, calibrate_checkpoint
+from aelab.commands.fit import DiscardFailedRun, TestReport, calibrate_checkpoint
 from aelab.commands.trainer import AelabTrainer
 from aelab.data import (  # noqa: F401
     AnomalyDataModule,
@@ -111,7 +113,13 @@ class AelabCLI(LightningCLI):
         if not sys.stderr.isatty():  # a log file: lines instead of a progress bar
             kwargs["enable_progress_bar"] = False
             extra.append(LineProgress())
-        trainer = super().instantiate_trainer(**kwargs)
+        save_config = self.save_config_callback
+        if self.subcommand != "fit":  # `test` / `validate` log into the run but keep the run's own config.yaml
+            self.save_config_callback = None
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        finally:
+            self.save_config_callback = save_config
         trainer.callbacks.extend(extra)
         trainer.strategy.checkpoint_io = AtomicCheckpointIO()  # no truncated checkpoint under a final name
         return trainer
@@ -154,7 +162,7 @@ def build(args: list[str] | dict | None = None, run: bool = True, **kwargs) -> A
     :class:`aelab.Detector`)."""
     defaults = dict(kwargs.pop("trainer_defaults", None) or {})
     extra = defaults.get("callbacks") or []
-    defaults["callbacks"] = [TestReport(), *(extra if isinstance(extra, list) else [extra])]
+    defaults["callbacks"] = [TestReport(), DiscardFailedRun(), *(extra if isinstance(extra, list) else [extra])]
     kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run rewrites its config.yaml
     return AelabCLI(
         model_class=None,
@@ -208,6 +216,18 @@ EXPECTED_ERRORS = (DataError, CheckpointError, ValueError, FloatingPointError, O
 TRACEBACK_VARIABLE = "AELAB_TRACEBACK"
 
 
+def one_line(message: str) -> str:
+    """jsonargparse's multi-line parse error (a typo in a config, an option a subcommand does not take) as
+    one line: the key, the class and the offending option or value, without the union bookkeeping."""
+    skip = ("Subtypes:", "Given value type:", "Errors:", "Does not validate against any of the Union subtypes",
+            "Expected a <class 'NoneType'>")
+    parts = [line.strip().lstrip("-").strip() for line in message.splitlines()]
+    text = ""
+    for part in (p for p in parts if p and not p.startswith(skip)):
+        text += (" " if not text or text.endswith(":") else "; ") + part
+    return text.strip()
+
+
 def dispatch(argv: list[str]) -> None:
     """``aelab tune ...`` to :func:`aelab.tuning.main` (with :func:`build`), ``aelab predict --model FILE``
     to the exported model's runner, everything else to LightningCLI."""
@@ -227,7 +247,7 @@ def dispatch(argv: list[str]) -> None:
         if predict_exported_args(argv):
             return
         argv = predict_args(argv)
-    build(argv)
+    build(argv, parser_kwargs={"exit_on_error": False})  # parse errors reach main() as ArgumentError
 
 
 def main(args: list[str] | None = None) -> None:
@@ -238,6 +258,8 @@ def main(args: list[str] | None = None) -> None:
     variable ``AELAB_TRACEBACK=1`` for the full traceback. Ctrl-C exits with 130.
     """
     argv = sys.argv[1:] if args is None else list(args)
+    # the CLI hands LightningCLI the (possibly rewritten) arguments; sys.argv is kept for DDP's launcher
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     try:
         dispatch(argv)
     except KeyboardInterrupt:
@@ -245,6 +267,11 @@ def main(args: list[str] | None = None) -> None:
             raise
         print("aelab: interrupted", file=sys.stderr, flush=True)
         raise SystemExit(130) from None
+    except ArgumentError as err:  # a parse error: its traceback says nothing more
+        sub = next((a for a in argv if not a.startswith("-")), "")
+        print(f"aelab: error: {one_line(str(err))} (`aelab {sub} --help` lists the options)".replace("  ", " "),
+              file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     except EXPECTED_ERRORS as err:
         if os.environ.get(TRACEBACK_VARIABLE):
             raise

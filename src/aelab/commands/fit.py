@@ -1,8 +1,12 @@
 """What ``fit`` and ``test`` need around Lightning's loops: fitting the scorer of the best checkpoint
 after training (and writing it into that checkpoint), calibrating before a test when a checkpoint
-carries no fitted scorer, and the test confusion matrix in TensorBoard with the data's class names."""
+carries no fitted scorer, the test confusion matrix in TensorBoard with the data's class names, and
+no empty run folder left by a fit that failed before its first checkpoint."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback
@@ -48,3 +52,26 @@ class TestReport(Callback):
         tb = pl_module.tensorboard()
         if tb is not None:
             tb.experiment.add_figure("test/confusion_matrix", confusion_figure(matrix, names), pl_module.global_step)
+
+
+RUN_BOOKKEEPING = ("events.out.tfevents.", "hparams.yaml", "config.yaml")
+
+
+class DiscardFailedRun(Callback):
+    """A ``fit`` that fails before it wrote any checkpoint (bad data, a bad setting, Ctrl-C during set-up)
+    removes the run folder it created: it holds only TensorBoard bookkeeping, and every failed attempt
+    would otherwise add a ``version_N``. A folder with checkpoints (a resumed run) is never touched."""
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if trainer.state.fn != "fit" or not trainer.is_global_zero or trainer.logger is None:
+            return
+        folder = Path(trainer.logger.log_dir) if trainer.logger.log_dir else None
+        if folder is None or not folder.is_dir():
+            return
+        files = [p for p in folder.rglob("*") if p.is_file()]
+        if all(p.parent == folder and p.name.startswith(RUN_BOOKKEEPING) for p in files):
+            for logger in trainer.loggers:
+                logger.finalize("failed")
+            shutil.rmtree(folder, ignore_errors=True)
+            if folder.parent.is_dir() and not any(folder.parent.iterdir()):
+                folder.parent.rmdir()  # the recipe's folder, if this was its first run
