@@ -27,7 +27,7 @@ from aelab.models import CAE, VAE
 from aelab.runs import output_dir, run_dir
 from aelab.scoring.latent_stats import gaussian_fit
 
-from helpers import tiny_config
+from helpers import ROOT, tiny_config
 
 
 def n_points(fig: Figure) -> int:
@@ -219,3 +219,31 @@ def test_cli_latent_reports_bad_split(tmp_path, fake_data_dir, capsys):
         main(["latent", "--config", str(config), "--ckpt_path", str(tmp_path / "x.ckpt"), "--split", "validation"])
     err = capsys.readouterr().err
     assert "split" in err and "validation" in err and "'val'" in err  # the choices are named
+
+
+def test_latent_on_an_unlabeled_flat_folder(tmp_path, capsys):
+    """A flat folder (every label -1, e.g. CelebA faces): no probe, clustering agreement reported as n/a
+    (not a meaningless 1.0), the image figures still written."""
+    from PIL import Image
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 255, (20, 18, 3), dtype=np.uint8)).save(folder / f"{i:03d}.jpg")
+    args = ["--config", str(ROOT / "configs" / "celeba_vae.yaml"), "--data.init_args.root", str(folder),
+            "--data.init_args.image_size", "16", "--data.init_args.cache_dir", str(tmp_path / "cache"),
+            "--data.init_args.batch_size", "8"]
+    model = ["--model.init_args.num_stages", "2", "--model.init_args.channels", "4", "--model.init_args.latent_dim",
+             "4", "--model.init_args.hidden_dim", "16", "--model.init_args.log_images", "0"]
+    main(["fit", *args, *model, "--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir",
+          str(tmp_path / "logs"), "--test_after_fit", "false"])
+    ckpt = next((tmp_path / "logs" / "celeba_vae" / "version_0" / "checkpoints").glob("best-*.ckpt"))
+    out = tmp_path / "latent"
+    main(["latent", *args, "--ckpt_path", str(ckpt), "--output_dir", str(out), "--perplexity", "2",
+          "--tsne_iterations", "250", "--n_samples", "4"])
+    report = json.loads((out / "latent.json").read_text())
+    assert report["probe_accuracy"] is None and report["kmeans_nmi"] is None and report["ekm_ari"] is None
+    assert sum(report["kmeans_sizes"]) == report["n_subset"]
+    assert "n/a (no labels)" in capsys.readouterr().out
+    assert {"samples", "interpolations", "reconstructions"} <= {p.stem for p in out.glob("*.png")}

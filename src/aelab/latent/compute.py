@@ -188,8 +188,12 @@ def compute_latent(model, datamodule, s: LatentSettings, device, timer: Timer) -
         km_labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(sub.codes).astype(np.int64)
     with timer("ekm"):
         ekm = EquilibriumKMeans(n_clusters=k, alpha=s.ekm_alpha, random_state=seed).fit(sub.codes)
-    km_metrics = cluster_metrics(sub.labels[labelled], km_labels[labelled])
-    ekm_metrics = cluster_metrics(sub.labels[labelled], ekm.labels_[labelled])
+    def agreement(clusters: np.ndarray) -> dict:  # an unlabeled folder: nothing to compare the clusters with
+        if labelled.any():
+            return cluster_metrics(sub.labels[labelled], clusters[labelled])
+        return {"nmi": None, "ari": None, "sizes": np.bincount(clusters).tolist()}
+
+    km_metrics, ekm_metrics = agreement(km_labels), agreement(ekm.labels_)
 
     # -- linear probe -------------------------------------------------------------------------------------
     probe = {"accuracy": None, "train_accuracy": None, "n_train": 0, "n_test": 0}

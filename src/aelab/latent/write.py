@@ -18,6 +18,11 @@ from aelab.latent.compute import LatentResult
 SPRITE_MAX_PIXELS = 8192  # TensorBoard's projector refuses larger sprite images
 
 
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A clustering figure, or ``n/a`` when the data has no labels to compare the clusters with."""
+    return "n/a (no labels)" if value is None else f"{value:.{digits}f}"
+
 def sprite_images(images: torch.Tensor) -> torch.Tensor:
     """Downsamples images ``(N, C, H, W)`` if needed so that the square sprite of ``ceil(sqrt(N))`` images
     per side stays within TensorBoard's 8192-pixel limit."""
@@ -78,11 +83,11 @@ def figures(r: LatentResult) -> dict[str, Any]:
             xlabel="t-SNE 1", ylabel="t-SNE 2"),
         "tsne_kmeans": plots.scatter_by_class(
             r.tsne, r.km_labels, [f"cluster {i}" for i in range(k)], xlabel="t-SNE 1", ylabel="t-SNE 2",
-            title=f"t-SNE coloured by k-means (k={k}): NMI {rep['kmeans_nmi']:.3f}, ARI {rep['kmeans_ari']:.3f}"),
+            title=f"t-SNE coloured by k-means (k={k}): NMI {fmt(rep['kmeans_nmi'])}, ARI {fmt(rep['kmeans_ari'])}"),
         "tsne_ekm": plots.scatter_by_class(
             r.tsne, r.ekm_labels, [f"cluster {i}" for i in range(k)], xlabel="t-SNE 1", ylabel="t-SNE 2",
-            title=f"t-SNE coloured by equilibrium k-means (k={k}): NMI {rep['ekm_nmi']:.3f}, "
-            f"ARI {rep['ekm_ari']:.3f}"),
+            title=f"t-SNE coloured by equilibrium k-means (k={k}): NMI {fmt(rep['ekm_nmi'])}, "
+            f"ARI {fmt(rep['ekm_ari'])}"),
     }
     if r.samples is not None:
         samples, sampler = r.samples
@@ -151,9 +156,9 @@ def format_table(report: dict) -> str:
         ("linear probe accuracy", f"{report['probe_accuracy']:.4f} (fit on {report['probe_n_train']} train codes)"
          if report["probe_accuracy"] is not None else "none (fewer than two classes among the training codes)"),
         (f"k-means (k={report['n_clusters']}) NMI / ARI",
-         f"{report['kmeans_nmi']:.4f} / {report['kmeans_ari']:.4f} on {report['n_subset']} codes"),
+         f"{fmt(report['kmeans_nmi'], 4)} / {fmt(report['kmeans_ari'], 4)} on {report['n_subset']} codes"),
         ("equilibrium k-means NMI / ARI",
-         f"{report['ekm_nmi']:.4f} / {report['ekm_ari']:.4f} (alpha {report['ekm_alpha']:.3g})"),
+         f"{fmt(report['ekm_nmi'], 4)} / {fmt(report['ekm_ari'], 4)} (alpha {report['ekm_alpha']:.3g})"),
         ("PCA variance PC1, PC1+2", f"{ratios[0]:.3f}, {sum(ratios[:2]):.3f}"),
         ("time (s)", ", ".join(f"{k} {v:.1f}" for k, v in report["timings_s"].items())),
         ("written to", report["output_dir"]),
