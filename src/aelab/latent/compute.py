@@ -188,6 +188,7 @@ def compute_latent(model, datamodule, s: LatentSettings, device, timer: Timer) -
         km_labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(sub.codes).astype(np.int64)
     with timer("ekm"):
         ekm = EquilibriumKMeans(n_clusters=k, alpha=s.ekm_alpha, random_state=seed).fit(sub.codes)
+
     def agreement(clusters: np.ndarray) -> dict:  # an unlabeled folder: nothing to compare the clusters with
         if labelled.any():
             return cluster_metrics(sub.labels[labelled], clusters[labelled])

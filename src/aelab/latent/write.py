@@ -18,10 +18,10 @@ from aelab.latent.compute import LatentResult
 SPRITE_MAX_PIXELS = 8192  # TensorBoard's projector refuses larger sprite images
 
 
-
 def fmt(value: float | None, digits: int = 3) -> str:
     """A clustering figure, or ``n/a`` when the data has no labels to compare the clusters with."""
     return "n/a (no labels)" if value is None else f"{value:.{digits}f}"
+
 
 def sprite_images(images: torch.Tensor) -> torch.Tensor:
     """Downsamples images ``(N, C, H, W)`` if needed so that the square sprite of ``ceil(sqrt(N))`` images
