@@ -21,15 +21,19 @@ def test_channels_last_training_matches_the_default_layout(tmp_path):
     x = torch.rand(16, 3, 16, 16)
     loader = torch.utils.data.DataLoader([{"input": x[i]} for i in range(16)], batch_size=8)
 
-    def fit(callbacks):
+    def make():
         torch.manual_seed(0)
-        model = CAE(input_shape=(3, 16, 16), channels=4, latent_dim=4, hidden_dim=16, num_stages=2, log_images=0)
+        return CAE(input_shape=(3, 16, 16), channels=4, latent_dim=4, hidden_dim=16, num_stages=2, log_images=0)
+
+    def fit(callbacks):
+        model = make()
         trainer = pl.Trainer(max_epochs=1, callbacks=callbacks, logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
         trainer.fit(model, loader)
         return model
 
     plain, fast = fit([]), fit([ChannelsLast()])
+    assert any(not torch.equal(a, b) for a, b in zip(make().parameters(), plain.parameters()))  # it trained
     conv = next(m for m in fast.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     for a, b in zip(plain.parameters(), fast.parameters()):
