@@ -200,6 +200,7 @@ def test_ddp_two_processes_end_to_end(tmp_path, fake_data_dir):
         assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow  # two fresh interpreters that import torch: about 10 s
 def test_expected_errors_are_one_line_with_the_remedy(tmp_path, fake_data_dir):
     """From the command line, a bad checkpoint is one short message and exit status 1 (no traceback);
     AELAB_TRACEBACK=1 shows the traceback."""
