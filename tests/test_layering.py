@@ -39,11 +39,17 @@ def layer(module: str) -> int:
 
 
 def imports_of(path: Path, modules: set[str]) -> set[str]:
-    """aelab modules imported anywhere in ``path`` (module level, functions, classes; relative imports resolved)."""
+    """aelab modules imported anywhere in ``path`` (module level, functions, classes; relative imports resolved;
+    ``import_module("aelab....")`` / ``__import__`` with a literal name too)."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    return imports_in(ast.parse(path.read_text()), package, modules)
+
+
+def imports_in(tree: ast.AST, package: str, modules: set[str]) -> set[str]:
+    """The aelab modules a parsed file of ``package`` imports (see :func:`imports_of`)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
         targets = []
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
@@ -52,6 +58,10 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
             if node.level:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
             targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str) \
+                and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__"):
+            targets = [node.args[0].value]
         found |= {t for t in targets if t.split(".")[0] == "aelab" and t != "aelab"}
     return {t if t in modules else t.rsplit(".", 1)[0] for t in found}
 
@@ -128,6 +138,9 @@ def test_the_check_fails_on_an_upward_import_and_a_cycle():
     assert "upward import: aelab.models.base -> aelab.scoring.registry" in found
     assert any(v.startswith("import cycle:") and "aelab.models.base" in v for v in found)
     assert any(v.startswith("import cycle:") and "aelab.data.splits" in v for v in found)
+    # an import_module call with a literal name counts too (a cycle through the CLI hid behind one)
+    hidden = ast.parse('from importlib import import_module\nbuild = import_module("aelab.cli").build\n')
+    assert imports_in(hidden, "aelab.tuning", set(graph)) == {"aelab.cli"}
     # a function-level import counts too (the cycles of earlier versions hid behind them)
     tree = ast.parse("def f():\n    from aelab.scoring import SCORES\n")
     assert any(isinstance(n, ast.ImportFrom) for n in ast.walk(tree))

@@ -20,9 +20,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from aelab import tuning
 from aelab.tuning.storage import display_url, make_storage, with_driver
-from test_tuning import finished, one_thread, one_thread_env, tune_yaml  # noqa: F401 (one_thread: autouse fixture)
+from test_tuning import finished, one_thread, one_thread_env, tune, tune_yaml  # noqa: F401 (one_thread: autouse fixture)
 
 PG_URL = os.environ.get("AELAB_TEST_POSTGRES", "postgresql://aelab:aelab@localhost/postgres")
 
@@ -91,7 +90,7 @@ def test_unreachable_server_is_one_clear_error(tmp_path, fake_data_dir, capsys):
     config = tune_yaml(tmp_path, fake_data_dir, storage=url, study_name="down")
     start = time.perf_counter()
     with pytest.raises(SystemExit) as exit_info:
-        tuning.main(["--config", str(config)])
+        tune(["--config", str(config)])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"aelab tune: storage 'postgresql://aelab:***@127.0.0.1:{port}/studies': "), err
@@ -157,7 +156,7 @@ def test_killed_worker_fails_by_heartbeat_and_the_study_resumes(pg_url, tmp_path
     assert study.trials[1].state == TrialState.RUNNING  # nobody has noticed yet
     time.sleep(2)  # > grace_period since the last beat
 
-    tuning.main(["--config", str(config)])
+    tune(["--config", str(config)])
     out = capsys.readouterr().out
     assert "trial 1 marked FAIL: no heartbeat" in out
     study = optuna.load_study(study_name="kill", storage=storage)
@@ -165,5 +164,5 @@ def test_killed_worker_fails_by_heartbeat_and_the_study_resumes(pg_url, tmp_path
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE], states
     assert len(finished(study)) == 2
     assert study.trials[2].user_attrs["worker"]["pid"] == os.getpid()
-    tuning.main(["--config", str(config)])
+    tune(["--config", str(config)])
     assert "already has its 2 trials" in capsys.readouterr().out

@@ -22,6 +22,7 @@ import yaml
 from optuna.trial import TrialState
 
 from aelab import tuning
+from aelab.cli import build
 from aelab.cli import main as aelab_main
 from aelab.tuning.samplers import make_sampler
 from aelab.tuning.settings import TuneSettings, load_yaml, prepare
@@ -35,6 +36,11 @@ SPACE = {
     "model.lr": {"type": "log_float", "low": 1e-4, "high": 1e-2},
     "model.scheduler": {"type": "categorical", "choices": ["none", "onecycle"]},
 }
+
+
+def tune(argv: list[str]) -> None:
+    """``aelab tune ARGV`` in this process, with the CLI's recipe builder (as the command hands it over)."""
+    tuning.main(argv, build)
 
 
 class PruneTrialOne(optuna.pruners.BasePruner):
@@ -145,18 +151,18 @@ def test_cli_rejects_bad_tune_yaml(tmp_path, capsys):
     path.write_text(yaml.safe_dump({"recipe": str(ROOT / "configs" / "cae.yaml"), "n_trials": 2,
                                     "space": {"model.latnet_dim": {"type": "int", "low": 2, "high": 8}}}))
     with pytest.raises(SystemExit) as exit_info:
-        tuning.main(["--config", str(path)])
+        tune(["--config", str(path)])
     assert exit_info.value.code == 2
     assert "model.latnet_dim" in capsys.readouterr().err
     path.write_text(yaml.safe_dump({"recipe": "configs/cae.yaml", "n_trails": 2, "space": SPACE}))
     with pytest.raises(SystemExit):
-        tuning.main(["--config", str(path)])
+        tune(["--config", str(path)])
     assert "n_trails" in capsys.readouterr().err
 
 
 def print_config(argv: list[str], capsys) -> dict:
     with pytest.raises(SystemExit) as exit_info:
-        tuning.main([*argv, "--print_config"])
+        tune([*argv, "--print_config"])
     assert exit_info.value.code == 0
     return yaml.safe_load(capsys.readouterr().out)
 
@@ -181,7 +187,7 @@ def test_command_line_overrides_merge_into_the_files(tmp_path, flags, capsys):
     assert isinstance(config["overrides"]["model.weight_decay"], float)
     assert print_config(["--config", str(path)], capsys)["overrides"]["trainer.max_epochs"] == 7  # no flag: the file's
     with pytest.raises(SystemExit) as exit_info:
-        tuning.main(["--config", str(path), "--overrides", "[1, 2]"])
+        tune(["--config", str(path), "--overrides", "[1, 2]"])
     assert exit_info.value.code == 2 and "--overrides: expected a mapping" in capsys.readouterr().err
 
 
@@ -205,7 +211,7 @@ def test_sampler_is_seeded_per_trial_not_per_process():
 def test_tiny_study_prunes_and_writes_reproducible_best_yaml(tmp_path, fake_data_dir, capsys):
     pruner = {"class_path": f"{__name__}.PruneTrialOne"}
     config = tune_yaml(tmp_path, fake_data_dir, pruner=pruner, study_name="tiny")
-    tuning.main(["--config", str(config)])
+    tune(["--config", str(config)])
     out = capsys.readouterr().out
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path}/studies.db")
     states = [t.state for t in study.trials]
@@ -238,7 +244,7 @@ def test_command_line_overrides_reach_the_trials_and_the_header(tmp_path, fake_d
     recipe says 2 epochs, 2 validation batches); the header shows the effective overrides."""
     config = tune_yaml(tmp_path, fake_data_dir, max_epochs=2, n_trials=1, study_name="ovr", test_trials=False,
                        figures=False, overrides={"trainer.max_epochs": 1})
-    tuning.main(["--config", str(config), "--overrides", "{trainer.limit_val_batches: 1}"])
+    tune(["--config", str(config), "--overrides", "{trainer.limit_val_batches: 1}"])
     out = capsys.readouterr().out
     assert "overrides: trainer.max_epochs=1, trainer.limit_val_batches=1\n" in out
     study = optuna.load_study(study_name="ovr", storage=f"sqlite:///{tmp_path}/studies.db")
@@ -262,7 +268,7 @@ def test_resume_tops_up_to_n_trials_and_fails_dead_trials(tmp_path, fake_data_di
     storage = f"journal:{tmp_path}/studies.log"
     config = tune_yaml(tmp_path, fake_data_dir, max_epochs=1, storage=storage, study_name="resume",
                        test_trials=False, figures=False)
-    tuning.main(["--config", str(config), "--n_trials", "2"])
+    tune(["--config", str(config), "--n_trials", "2"])
     study = optuna.load_study(study_name="resume", storage=make_storage(storage))
     first = [t.params for t in study.trials]
     # a trial whose process was killed: RUNNING, recorded with a pid that no longer exists
@@ -271,7 +277,7 @@ def test_resume_tops_up_to_n_trials_and_fails_dead_trials(tmp_path, fake_data_di
     orphan = study.ask()
     orphan.set_user_attr("worker", {"host": os.uname().nodename, "pid": dead.pid})
 
-    tuning.main(["--config", str(config), "--n_trials", "4"])
+    tune(["--config", str(config), "--n_trials", "4"])
     out = capsys.readouterr().out
     study = optuna.load_study(study_name="resume", storage=make_storage(storage))
     assert f"trial {orphan.number} marked FAIL" in out
@@ -280,7 +286,7 @@ def test_resume_tops_up_to_n_trials_and_fails_dead_trials(tmp_path, fake_data_di
     new = [t.params for t in finished(study)[2:]]
     assert all(p not in first for p in new)  # not the first trials' parameters again
 
-    tuning.main(["--config", str(config), "--n_trials", "4"])
+    tune(["--config", str(config), "--n_trials", "4"])
     assert "already has its 4 trials" in capsys.readouterr().out
     assert len(optuna.load_study(study_name="resume", storage=make_storage(storage)).trials) == 5
 
@@ -299,7 +305,7 @@ def test_trial_without_heartbeat_is_failed_and_replaced(tmp_path, fake_data_dir,
     storage.record_heartbeat(orphan._trial_id)
     time.sleep(2.5)  # > grace_period (SQLite's clock has whole seconds)
 
-    tuning.main(["--config", str(config)])
+    tune(["--config", str(config)])
     assert "trial 0 marked FAIL: no heartbeat" in capsys.readouterr().out
     study = optuna.load_study(study_name="beat", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
@@ -311,7 +317,7 @@ def test_budget_held_by_a_running_trial_writes_outputs(tmp_path, fake_data_dir, 
     config = tune_yaml(tmp_path, fake_data_dir, n_trials=1, study_name="busy", figures=False)
     study = optuna.create_study(study_name="busy", storage=f"sqlite:///{tmp_path}/studies.db")
     study.ask().set_user_attr("worker", {"host": os.uname().nodename, "pid": os.getpid()})  # alive
-    tuning.main(["--config", str(config)])
+    tune(["--config", str(config)])
     assert "already has its 1 trials" in capsys.readouterr().out
     df = pd.read_csv(tmp_path / "studies" / "busy" / "trials.csv")
     assert list(df["state"]) == ["RUNNING"] and df["duration"].isna().all()
@@ -329,7 +335,7 @@ def test_several_processes_share_one_study(tmp_path, fake_data_dir):
     procs = [subprocess.Popen([sys.executable, "-m", "aelab", "tune", "--config", str(sqlite)], cwd=tmp_path, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     try:
-        tuning.main(["--config", str(journal), "--n_jobs", "2"])
+        tune(["--config", str(journal), "--n_jobs", "2"])
     finally:
         outputs = [p.communicate(timeout=300)[0] for p in procs]
     for p, out in zip(procs, outputs):
@@ -344,3 +350,9 @@ def test_several_processes_share_one_study(tmp_path, fake_data_dir):
     journal_workers = {t.user_attrs["worker"]["pid"] for t in finished(optuna.load_study(
         study_name="j", storage=make_storage(f"{tmp_path}/studies.log")))}
     assert len(journal_workers) == 2 and os.getpid() not in journal_workers
+
+
+def test_run_needs_the_recipe_builder():
+    """The tuning layer never imports the CLI: Python callers hand over ``aelab.cli.build``."""
+    with pytest.raises(TypeError, match="recipe builder"):
+        tuning.run(TuneSettings(recipe=str(ROOT / "configs" / "cae.yaml"), space=SPACE, n_trials=1))

@@ -17,8 +17,9 @@ Modules, in the order a study uses them:
 
 Python use::
 
+    from aelab.cli import build
     from aelab.tuning import TuneSettings, run
-    study = run(TuneSettings(recipe="configs/cae.yaml", space={...}, n_trials=20))
+    study = run(TuneSettings(recipe="configs/cae.yaml", space={...}, n_trials=20), build=build)
 """
 
 from aelab.tuning.command import main

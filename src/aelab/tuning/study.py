@@ -299,18 +299,18 @@ def _spawn_workers(plan: Plan) -> list[int]:
 def run(settings: TuneSettings, tune_file: str | Path | None = None, build=None) -> optuna.Study:
     """Run (or resume) a study: validate, start ``n_jobs`` workers (or run in this process), then
     write the study outputs (``aelab.tuning.outputs``) unless this process is itself a worker.
-    ``build`` is the recipe builder (default: ``aelab.cli.build``, imported only when none is given).
+    ``build`` is the recipe builder, ``aelab.cli.build`` (handed over by the command line; the tuning
+    layer never imports the CLI).
 
     Raises:
+        TypeError: without ``build``.
         aelab.tuning.space.SpaceError: for invalid settings (message names the field).
         RuntimeError: when a worker process exits with an error (after the outputs are written).
     """
     from aelab.tuning.outputs import print_summary, write_outputs
 
-    if build is None:  # Python use without the CLI: the builder of the aelab command
-        from importlib import import_module
-
-        build = import_module("aelab.cli").build
+    if build is None:
+        raise TypeError("aelab.tuning.run needs the recipe builder: run(settings, build=aelab.cli.build)")
     plan = prepare(settings, tune_file)
     s = plan.settings
     if s.worker_index is None:
