@@ -136,8 +136,15 @@ def build_model(recipe: dict, input_shape: tuple[int, ...]):
     return model
 
 
+def validation_weight(val: InMemoryDataset) -> float:
+    """Weight of a normal row of the labelled validation set that brings its fraud rate to the data set's."""
+    n_frauds = int(val.extras["anomaly"].sum())
+    return (n_frauds / (len(val) - n_frauds)) / (FRAUD_RATE / (1 - FRAUD_RATE))
+
+
 def run_aelab(name: str, recipe: dict, dm: TabularDataModule, val: InMemoryDataset, seed: int,
-              epochs: int | None, val_weight: float, batch_size: int = 2000) -> dict:
+              epochs: int | None, val_weight: float, batch_size: int = 2000,
+              scores: list[str] | None = None) -> dict:
     pl.seed_everything(seed, verbose=False)
     model = build_model(recipe, dm.input_shape)
     scorer = model.scorer
@@ -159,7 +166,7 @@ def run_aelab(name: str, recipe: dict, dm: TabularDataModule, val: InMemoryDatas
     out = {"fit_s": fit_s, "epochs": max_epochs, "best_epoch": best_epoch,
            "best_val_loss": float(checkpoint.best_model_score), "scores": {}}
     stats_s = None
-    for score in applicable_scores(model):
+    for score in scores or applicable_scores(model):
         settings = scorer.settings_for(score)
         start = time.perf_counter()
         if SCORES[score].needs_stats:
@@ -325,9 +332,8 @@ def main() -> None:
             val = labelled_validation(dm)
             n_test = len(dm.test_set)
             n_fraud = int(dm.test_set.extras["anomaly"].sum())
-            # weight of a normal validation row so that the validation fraud rate becomes the data set's
             n_val_frauds = int(val.extras["anomaly"].sum())
-            val_weight = (n_val_frauds / (len(val) - n_val_frauds)) / (FRAUD_RATE / (1 - FRAUD_RATE))
+            val_weight = validation_weight(val)
             run = {"split": split, "seed": seed, "n_train": len(dm.train_set), "n_val": len(dm.val_set),
                    "n_val_frauds": n_val_frauds, "n_test": n_test, "n_test_frauds": n_fraud,
                    "features": dm.feature_columns, "val_weight": val_weight}

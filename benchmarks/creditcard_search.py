@@ -47,15 +47,13 @@ def run_variant(name: str, changes: dict, splits: list[str], seeds: list[int], s
     recipe = cc.load_recipe(changes.get("config", cc.RECIPES["VAE"]))
     recipe["model"]["init_args"].update(changes.get("model", {}))
     data_args = {**recipe["data"]["init_args"], **changes.get("data", {})}
-    cc.applicable_scores = lambda model: [score]  # one score: the benchmark scores them all
     out: dict = {}
     for split in splits:
         for seed in seeds:
             dm = cc.make_datamodule(data_args, split, seed)
             val = cc.labelled_validation(dm)
-            n_fr = int(val.extras["anomaly"].sum())
-            weight = (n_fr / (len(val) - n_fr)) / (cc.FRAUD_RATE / (1 - cc.FRAUD_RATE))
-            run = cc.run_aelab(name, recipe, dm, val, seed, changes.get("epochs"), weight)
+            run = cc.run_aelab(name, recipe, dm, val, seed, changes.get("epochs"), cc.validation_weight(val),
+                               scores=[score])
             m = run["scores"][score]
             entry = out.setdefault(split, {"val_auprc_w": [], "auprc": [], "auroc": [], "fit_s": []})
             for key, value in (("val_auprc_w", m["val_auprc_w"]), ("auprc", m["auprc"]), ("auroc", m["auroc"]),
