@@ -38,3 +38,16 @@ def test_channels_last_training_matches_the_default_layout(tmp_path):
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     for a, b in zip(plain.parameters(), fast.parameters()):
         assert torch.allclose(a, b, atol=1e-5), "two steps in channels-last must give the same weights up to rounding"
+
+
+def test_bf16_warning_only_for_cpus_without_native_bf16():
+    """bfloat16 autocast on a CPU that emulates it is slower than float32: one warning naming the fix."""
+    import pytest
+
+    from aelab.training import warn_if_slow_bf16
+
+    with pytest.warns(UserWarning, match="--trainer.precision 32-true"):
+        assert warn_if_slow_bf16("bf16-mixed", "cpu", native=False)
+    assert not warn_if_slow_bf16("bf16-mixed", "cpu", native=True)
+    assert not warn_if_slow_bf16("32-true", "cpu", native=False)
+    assert not warn_if_slow_bf16("bf16-mixed", "cuda", native=False)

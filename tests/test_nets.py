@@ -56,3 +56,23 @@ def test_larger_rgb_images(shape, stages):
     assert enc.feature_shape == (4 * 2 ** (stages - 1), side, side)
     with pytest.raises(ValueError, match="activation"):
         ConvEncoder(shape, activation="gelu")
+
+
+def test_decoder_channels_thin_the_decoder_only():
+    """A VAE with decoder_channels keeps the encoder's width, thins the decoder and still reconstructs
+    the full image; a width below 1 or one given for table rows is refused."""
+    from aelab.models import VAE
+    from aelab.nets import autoencoder_nets
+
+    vae = VAE(input_shape=(1, 28, 28), channels=12, decoder_channels=4, latent_dim=6, hidden_dim=16)
+    enc_out = [m.out_channels for m in vae.encoder.conv if isinstance(m, torch.nn.Conv2d)]
+    dec_out = [m.out_channels for m in vae.decoder.deconv if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert enc_out == [12, 24, 48] and dec_out == [8, 4, 1]
+    assert vae.decoder.feature_shape == (16, 4, 4)
+    x = torch.rand(3, 1, 28, 28)
+    mu, _ = vae.posterior(x)
+    assert vae.decoder(mu).shape == (3, 1, 28, 28)
+    with pytest.raises(ValueError, match="decoder_channels"):
+        autoencoder_nets((1, 28, 28), 6, 6, channels=8, decoder_channels=0)
+    with pytest.raises(ValueError, match="table rows"):
+        autoencoder_nets((29,), 6, 6, decoder_channels=8)

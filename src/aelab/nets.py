@@ -249,7 +249,8 @@ class MLPDecoder(nn.Module):
 
 
 def autoencoder_nets(input_shape: Sequence[int], code_dim: int, latent_dim: int, *, channels: int = 8,
-                     hidden_dim: int = 64, hidden_dims: Sequence[int] = (20, 10), num_stages: int = 3,
+                     decoder_channels: int | None = None, hidden_dim: int = 64,
+                     hidden_dims: Sequence[int] = (20, 10), num_stages: int = 3,
                      batch_norm: bool = False, activation: str = "relu", first_kernel: int = 3,
                      first_stride: int = 2, output_multiple: int = 1,
                      sigmoid: bool = True) -> tuple[nn.Module, nn.Module]:
@@ -258,17 +259,24 @@ def autoencoder_nets(input_shape: Sequence[int], code_dim: int, latent_dim: int,
 
     The encoder outputs ``code_dim`` values (``latent_dim`` for a CAE, ``2 * latent_dim`` for a VAE); the
     decoder maps ``latent_dim`` back to ``output_multiple`` values per input value (2: mean and
-    log-variance). ``sigmoid`` applies to images only; dense decoders output raw values.
+    log-variance). ``decoder_channels`` (images only; default ``channels``) sets the decoder's width
+    apart from the encoder's: a thinner decoder costs less per step when the code, not the
+    reconstruction, is what is wanted. ``sigmoid`` applies to images only; dense decoders output raw values.
 
     Raises:
-        ValueError: for an input shape that is neither, or sizes that do not fit (see the classes).
+        ValueError: for an input shape that is neither, sizes that do not fit (see the classes), or a
+            ``decoder_channels`` below 1 or given for table rows.
     """
     shape = check_input_shape(input_shape)
+    if decoder_channels is not None and (decoder_channels < 1 or len(shape) != 3):
+        raise ValueError(f"decoder_channels must be >= 1 and applies to images (C, H, W) only; got "
+                         f"{decoder_channels} for inputs of shape {shape} (table rows: set hidden_dims)")
     if len(shape) == 3:
         encoder = ConvEncoder(shape, channels, code_dim, hidden_dim, num_stages, batch_norm, activation,
                               first_kernel, first_stride)
-        decoder = ConvDecoder(shape, channels, latent_dim, hidden_dim, num_stages, batch_norm, sigmoid,
-                              activation, first_kernel, first_stride, out_channels=shape[0] * output_multiple)
+        decoder = ConvDecoder(shape, decoder_channels or channels, latent_dim, hidden_dim, num_stages,
+                              batch_norm, sigmoid, activation, first_kernel, first_stride,
+                              out_channels=shape[0] * output_multiple)
         return encoder, decoder
     encoder = MLPEncoder(shape[0], code_dim, hidden_dims, activation, batch_norm)
     decoder = MLPDecoder(shape[0] * output_multiple, latent_dim, hidden_dims, activation, batch_norm)

@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics import CatMetric
 
 from aelab.denormals import flush_denormals
+from aelab.training.precision import warn_if_slow_bf16
 
 SCHEDULERS = ("none", "onecycle", "cosine")
 
@@ -65,6 +66,8 @@ class AelabModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         flush_denormals()  # main thread, in case it was turned off after import (see aelab.denormals)
+        if self._trainer is not None:
+            warn_if_slow_bf16(self._trainer.precision, self._trainer.strategy.root_device.type)
 
     @property
     def capabilities(self) -> frozenset[str]:

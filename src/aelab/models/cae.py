@@ -25,6 +25,9 @@ class CAE(AutoencoderModule):
         input_shape: ``(C, H, W)`` of the input images or ``(D,)`` of table rows (linked from the
             datamodule by the CLI).
         channels: filters of the first convolution (doubling at each stage).
+        decoder_channels: the decoder's ``channels`` when it should differ from the encoder's (images
+            only; None = ``channels``): the decoder's transposed convolutions cost as much as the
+            encoder's convolutions, and a thinner decoder makes each step cheaper.
         latent_dim: size of the code ``z``.
         hidden_dim: units of the conv nets' bottleneck MLP layer (0 = a single linear layer).
         hidden_dims: hidden layer sizes of the dense nets (tables), encoder order.
@@ -47,6 +50,7 @@ class CAE(AutoencoderModule):
         self,
         input_shape: tuple[int, ...] = (1, 28, 28),
         channels: int = 8,
+        decoder_channels: int | None = None,
         latent_dim: int = 14,
         hidden_dim: int = 64,
         hidden_dims: list[int] = [20, 10],
@@ -68,9 +72,9 @@ class CAE(AutoencoderModule):
         self.input_shape = check_input_shape(input_shape)
         self.latent_dim = latent_dim
         self.encoder, self.decoder = autoencoder_nets(
-            self.input_shape, latent_dim, latent_dim, channels=channels, hidden_dim=hidden_dim,
-            hidden_dims=hidden_dims, num_stages=num_stages, batch_norm=batch_norm, activation=activation,
-            first_kernel=first_kernel, first_stride=first_stride)
+            self.input_shape, latent_dim, latent_dim, channels=channels, decoder_channels=decoder_channels,
+            hidden_dim=hidden_dim, hidden_dims=hidden_dims, num_stages=num_stages, batch_norm=batch_norm,
+            activation=activation, first_kernel=first_kernel, first_stride=first_stride)
         self.init_transform_head()
         # denoising autoencoder (Vincent et al. 2008): erase random rectangles of the training inputs,
         # reconstruct the clean image; kornia RandomErasing (Zhong et al. 2020, arXiv:1708.04896)

@@ -40,8 +40,8 @@ class VAE(AutoencoderModule):
     Args:
         input_shape: ``(C, H, W)`` of the input images or ``(D,)`` of table rows (linked from the
             datamodule by the CLI).
-        channels, latent_dim, hidden_dim, hidden_dims, num_stages, batch_norm, activation,
-            first_kernel, first_stride: network size (see :class:`~aelab.models.cae.CAE`).
+        channels, decoder_channels, latent_dim, hidden_dim, hidden_dims, num_stages, batch_norm,
+            activation, first_kernel, first_stride: network size (see :class:`~aelab.models.cae.CAE`).
         beta: weight of the KL term (1 = the ELBO; beta-VAE, Higgins et al. 2017).
         likelihood: ``"bernoulli"`` (binary cross-entropy on grey values in [0, 1], the usual choice
             for (Fashion-)MNIST, not a normalised density for non-binary pixels; images only),
@@ -75,6 +75,7 @@ class VAE(AutoencoderModule):
         self,
         input_shape: tuple[int, ...] = (1, 28, 28),
         channels: int = 32,
+        decoder_channels: int | None = None,
         latent_dim: int = 10,
         hidden_dim: int = 256,
         hidden_dims: list[int] = [20, 10],
@@ -111,7 +112,8 @@ class VAE(AutoencoderModule):
         self.likelihood = likelihood
         self.kl_warmup_epochs = kl_warmup_epochs
         self.encoder, self.decoder = autoencoder_nets(
-            self.input_shape, 2 * latent_dim, latent_dim, channels=channels, hidden_dim=hidden_dim,
+            self.input_shape, 2 * latent_dim, latent_dim, channels=channels,
+            decoder_channels=decoder_channels, hidden_dim=hidden_dim,
             hidden_dims=hidden_dims, num_stages=num_stages, batch_norm=batch_norm, activation=activation,
             first_kernel=first_kernel, first_stride=first_stride,
             output_multiple=2 if likelihood == "heteroscedastic" else 1, sigmoid=False)
