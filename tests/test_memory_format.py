@@ -1,10 +1,11 @@
 """The channels-last callback: same results up to rounding, weights and batches in channels-last order."""
 
 import lightning.pytorch as pl
+import pytest
 import torch
 
 from aelab.models import CAE
-from aelab.training import ChannelsLast
+from aelab.training import ChannelsLast, warn_if_slow_bf16
 from aelab.training.memory_format import to_channels_last
 
 
@@ -42,10 +43,6 @@ def test_channels_last_training_matches_the_default_layout(tmp_path):
 
 def test_bf16_warning_only_for_cpus_without_native_bf16():
     """bfloat16 autocast on a CPU that emulates it is slower than float32: one warning naming the fix."""
-    import pytest
-
-    from aelab.training import warn_if_slow_bf16
-
     with pytest.warns(UserWarning, match="--trainer.precision 32-true"):
         assert warn_if_slow_bf16("bf16-mixed", "cpu", native=False)
     assert not warn_if_slow_bf16("bf16-mixed", "cpu", native=True)

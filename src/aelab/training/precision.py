@@ -4,7 +4,7 @@
 AVX512-BF16 or AMX instructions do that natively (1.6x faster per step than float32 for the few-label recipe on
 this project's 2-core AVX512-BF16 machine, docs/speed.md); on others (most laptops: AVX2 only, or AVX512
 without BF16) PyTorch converts every value in software, which is usually slower than float32. aelab does
-not change the precision a config asks for; it says so once, naming the setting to change.
+not change the precision a config asks for; it warns, naming the setting to change.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def native_bf16_cpu() -> bool:
 
 
 def warn_if_slow_bf16(precision: str, device_type: str, native: bool | None = None) -> bool:
-    """Warn (once per call) when ``precision`` is a bfloat16 setting, the device is a CPU and the CPU
+    """Warn when ``precision`` is a bfloat16 setting, the device is a CPU and the CPU
     has no native bfloat16 (``native`` overrides the check, for tests). Returns whether it warned."""
     if not str(precision).startswith("bf16") or device_type != "cpu":
         return False
