@@ -76,3 +76,21 @@ def test_decoder_channels_thin_the_decoder_only():
         autoencoder_nets((1, 28, 28), 6, 6, channels=8, decoder_channels=0)
     with pytest.raises(ValueError, match="table rows"):
         autoencoder_nets((29,), 6, 6, decoder_channels=8)
+
+
+def test_vae_training_step_runs_the_decoder_once():
+    """A training step of the VAE decodes once (the sampled codes); the posterior mean's reconstruction
+    (``mse``) is computed outside training only, where it is logged."""
+    from aelab.models import VAE
+
+    vae = VAE(input_shape=(1, 28, 28), channels=4, latent_dim=3, hidden_dim=8)
+    calls = []
+    vae.decoder.register_forward_hook(lambda *_: calls.append(1))
+    x = torch.rand(4, 1, 28, 28)
+    vae.train()
+    out = vae.losses({"input": x})
+    assert len(calls) == 1 and "mse" not in out
+    vae.eval()
+    with torch.no_grad():
+        out = vae.losses({"input": x})
+    assert len(calls) == 3 and out["mse"] > 0

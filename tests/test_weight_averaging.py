@@ -7,7 +7,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from aelab.data import Fashion5DataModule
 from aelab.models import SemiSupervisedVAE
-from aelab.training.ema import EMAWeights, ema_avg_fn
+from aelab.training.ema import EMAWeights, ema_multi_avg_fn
 
 from helpers import fashion5_kwargs
 
@@ -38,10 +38,14 @@ def test_test_after_fit_uses_ema_weights(fake_data_dir, tmp_path):
 
 def test_ema_decay_warms_up():
     """d_t = min(decay, (1 + t) / (10 + t)): 2/11 after the first update, ``decay`` once t is large."""
-    update = ema_avg_fn(0.9)
-    ema, current = torch.zeros(3), torch.ones(3)
-    assert torch.allclose(update(ema, current, torch.tensor(1)), torch.full((3,), 1 - 2 / 11))
-    assert torch.allclose(update(ema, current, torch.tensor(1000)), torch.full((3,), 0.1))
+    update = ema_multi_avg_fn(0.9)
+    for t, expected in ((1, 1 - 2 / 11), (1000, 0.1)):
+        ema, current = [torch.zeros(3), torch.zeros(2, 2)], [torch.ones(3), torch.ones(2, 2)]
+        update(ema, current, torch.tensor(t))
+        assert all(torch.allclose(e, torch.full_like(e, expected)) for e in ema)
+    counts = [torch.tensor(3)]  # integer buffers (BatchNorm's num_batches_tracked) take the current value
+    update(counts, [torch.tensor(7)], torch.tensor(5))
+    assert counts[0].item() == 7
 
 
 def test_ema_decay_is_checked():
