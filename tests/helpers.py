@@ -29,8 +29,8 @@ def tiny_config(tmp_path: Path, data_dir: Path, recipe: str = "cae.yaml", limit_
                              check_val_every_n_epoch=1, enable_progress_bar=False, enable_model_summary=False)
     config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
     config["model"]["init_args"].update(channels=4, latent_dim=4, hidden_dim=16, **model)
-    if config["model"]["init_args"].get("decoder_channels"):  # a recipe's thin decoder, at test size too
-        config["model"]["init_args"]["decoder_channels"] = model.get("decoder_channels", 4)
+    if config["model"]["init_args"].get("decoder_channels") and "decoder_channels" not in model:
+        config["model"]["init_args"]["decoder_channels"] = 4  # a recipe's thin decoder, at test size too
     config["data"]["init_args"].update(data_dir=str(data_dir), download=False, verify=False,
                                         batch_size=32, val_size=60)
     tmp_path.mkdir(parents=True, exist_ok=True)
