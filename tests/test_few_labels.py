@@ -243,3 +243,24 @@ def test_shift_averaged_prediction():
     assert torch.allclose(model.classify(images), model.classifier(model.encode(images)))
     with pytest.raises(ValueError, match="tta_shift"):
         SemiSupervisedVAE(num_classes=5, tta_shift=-1)
+
+
+@pytest.mark.parametrize("tta_validation", [True, False])
+def test_tta_validation_switches_shifts_off_in_validation_only(fake_data_dir, tmp_path, tta_validation):
+    """``tta_validation=False``: validation classifies the posterior means of the ELBO's single encoder
+    pass (no 9 shifted copies of the labeled images), while test still averages over the shifts."""
+    dm = Fashion5DataModule(**fashion5_kwargs(fake_data_dir, labeled_batch_size=8))
+    model = SemiSupervisedVAE(num_classes=5, channels=4, latent_dim=4, hidden_dim=16, tta_shift=1,
+                              tta_validation=tta_validation)
+    seen = []
+    model.encoder.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    run = trainer(tmp_path, limit_val_batches=1, limit_test_batches=1, num_sanity_val_steps=0)
+    run.validate(model, dm)
+    if tta_validation:  # the ELBO's pass over the whole batch, then the labeled images' 9 copies
+        assert len(seen) == 2 and seen[1] > 0 and seen[1] % 9 == 0
+    else:
+        assert len(seen) == 1
+    seen.clear()
+    run.test(model, dm)
+    assert len(seen) == 2 and seen[1] > 0 and seen[1] % 9 == 0  # test keeps the shifts either way
+    assert model.eval().active_tta_shift() == 1 and model.train().active_tta_shift() == 0
