@@ -66,9 +66,10 @@ class SemiSupervisedVAE(ClassificationMetricsMixin, VAE):
         tta_shift: outside training, :meth:`classify` averages the class probabilities over all shifts
             of up to this many pixels (test-time augmentation, :mod:`aelab.models.shift_averaging`;
             0 = off; images only). Applies to validation, test and ``aelab evaluate`` (predicted classes, ``msp``).
-        tta_validation: False: validation (and Lightning's sanity check) classifies the clean images
-            alone, so ``val_acc`` is the accuracy without test-time shifts and validating costs 1/9 of
-            the time with ``tta_shift: 1``; training is unchanged (validation draws no random numbers).
+        tta_validation: False: validation (and Lightning's sanity check) classifies the posterior means
+            of the ELBO's encoder pass: no encoder pass over the ``(2 * tta_shift + 1)^2`` shifted copies
+            of the labeled validation images, and ``val_acc`` is the accuracy without test-time shifts.
+            Training is unchanged (validation draws no random numbers).
         kwargs: the VAE's arguments (input shape, network size, likelihood, beta, optimisation; see
             :class:`~aelab.models.vae.VAE`, whose defaults apply).
 
