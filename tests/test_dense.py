@@ -10,7 +10,8 @@ from aelab.data.datasets import InMemoryDataset, batch_loader
 from aelab.models import CAE, VAE
 from aelab.nets import MLPDecoder, MLPEncoder
 from aelab.scoring import applicable_scores
-from aelab.scoring.functions import recon_prob_score
+from aelab.evaluation.feature_subset import backward_feature_subset
+from aelab.scoring.functions import recon_nll_score, recon_prob_score
 
 from helpers import tiny_trainer
 
@@ -59,6 +60,43 @@ def test_recon_prob_is_an_and_cho_average_of_probabilities():
     z = vae.reparameterize(mu, log_var, 7)
     probs = vae.log_likelihood(x, vae.decode_logits(z)).double().exp()  # (7, 3)
     torch.testing.assert_close(got.double(), -probs.mean(0).log(), rtol=1e-5, atol=1e-5)
+
+
+def test_recon_nll_is_the_normal_log_density_at_the_posterior_mean():
+    """``recon_nll`` = -sum_j log N(x_j; mean_j(mu), var_j(mu)) over all features or the chosen ones."""
+    torch.manual_seed(0)
+    vae = VAE(input_shape=(5,), latent_dim=2, hidden_dims=[8], likelihood="heteroscedastic").eval()
+    x = torch.randn(3, 5)
+    with torch.no_grad():
+        mean, log_var = vae.decoder_distribution(vae.decode_logits(vae.posterior(x)[0]))
+        per_feature = torch.distributions.Normal(mean, (0.5 * log_var).exp()).log_prob(x)  # (3, 5)
+        torch.testing.assert_close(recon_nll_score(vae, x), -per_feature.sum(1))
+        torch.testing.assert_close(recon_nll_score(vae, x, features=[4, 1]), -per_feature[:, [1, 4]].sum(1))
+        assert torch.equal(recon_nll_score(vae, x), recon_nll_score(vae, x))  # no sampling
+    for bad in ([], [5], [-1]):
+        with pytest.raises(ValueError, match="features"):
+            recon_nll_score(vae, x, features=bad)
+
+
+def test_backward_feature_subset_drops_the_features_that_hide_the_anomalies():
+    """Feature 0 separates the anomalies; features 1-3 are noise that is large on some normal rows:
+    elimination keeps feature 0 alone and the AUPRC climbs to 1."""
+    rng = torch.Generator().manual_seed(0)
+    n = 400
+    labels = torch.zeros(n, dtype=torch.long)
+    labels[:20] = 1
+    scores = torch.rand(n, 4, generator=rng) * torch.tensor([1.0, 6.0, 6.0, 6.0])
+    scores[:20, 0] += 2.0
+    kept, path = backward_feature_subset(scores.numpy(), labels.numpy())
+    assert kept == [0]
+    assert path[0]["dropped"] is None and path[-1]["auprc"] == 1.0 > path[0]["auprc"]
+    assert [p["auprc"] for p in path] == sorted(p["auprc"] for p in path)
+    kept2, _ = backward_feature_subset(scores.numpy(), labels.numpy(), min_features=3)
+    assert len(kept2) == 3 and 0 in kept2
+    with pytest.raises(ValueError, match="both 0"):
+        backward_feature_subset(scores.numpy(), torch.zeros(n).numpy())
+    with pytest.raises(ValueError, match="min_features"):
+        backward_feature_subset(scores.numpy(), labels.numpy(), min_features=5)
 
 
 def test_recon_prob_is_higher_for_far_off_rows_after_a_short_fit(tmp_path):

@@ -23,7 +23,7 @@ def test_evaluate_vae_writes_metrics_and_figures(tmp_path, fake_data_dir, capsys
     main(["evaluate", "--config", str(config), "--ckpt_path", str(ckpt), "--output_dir", str(out_dir),
           "--k_samples", "2", "--iwae_samples", "4"])
     metrics = json.loads((out_dir / "metrics.json").read_text())
-    assert set(metrics["scores"]) == {"mse", "local_error", "neg_elbo", "neg_elbo_k", "iwae", "recon_prob", "complexity",
+    assert set(metrics["scores"]) == {"mse", "local_error", "neg_elbo", "neg_elbo_k", "iwae", "recon_prob", "recon_nll", "complexity",
                                       "mahalanobis", "knn"}
     r = metrics["scores"]["neg_elbo"]
     assert set(r["per_type"]) == {"occlusion", "novel_class"}

@@ -158,6 +158,11 @@ class VAE(AutoencoderModule):
         ``x``: ``(N, *input_shape)``; ``logits``: raw decoder outputs ``(N, ...)`` or ``(K, N, ...)`` for K
         samples of z. Returns ``(N,)`` or ``(K, N)``.
         """
+        return self.feature_log_likelihood(x, logits).sum(-1)
+
+    def feature_log_likelihood(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """``log p(x_j | z)`` of every pixel (feature) ``j`` in nats, flattened: ``(N, D)`` or ``(K, N, D)``
+        with ``D`` = the number of values in ``input_shape`` (arguments as :meth:`log_likelihood`)."""
         event_dims = len(self.input_shape)
         if self.likelihood == "bernoulli":
             ll = bernoulli_log_likelihood(x, logits)
@@ -168,7 +173,7 @@ class VAE(AutoencoderModule):
         else:
             mean, log_var = self.decoder_distribution(logits)
             ll = gaussian_log_likelihood(x, mean, log_var)
-        return ll.flatten(start_dim=-event_dims).sum(-1)
+        return ll.flatten(start_dim=-event_dims)
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, log_var: torch.Tensor, k: int | None = None) -> torch.Tensor:

@@ -10,6 +10,8 @@ name                   definition                                               
 ``neg_elbo_k``         ``-ELBO(x)`` averaged over K samples, nats                      VAE
 ``iwae``               ``-log p(x)`` estimated with K importance samples, nats         VAE
 ``recon_prob``         ``-log 1/L sum_l p(x | z_l)``, ``z_l ~ q(z|x)``, nats          VAE
+``recon_nll``          ``-sum_{j in F} log p(x_j | z = mu(x))``, all features or a     VAE
+                       chosen subset ``F``, nats
 ``complexity``         ``-log2 p(x)`` minus the PNG length of ``x``, bits              VAE, images
 ``mahalanobis``        Mahalanobis distance of the code to the training codes          CAE, VAE
 ``knn``                mean Euclidean distance to the k nearest training codes         CAE, VAE
@@ -150,6 +152,31 @@ def recon_prob_score(model, x: Tensor, k: int = 100) -> Tensor:
     z = model.reparameterize(mu, log_var, k)
     log_px = model.log_likelihood(x, model.decode_logits(z))  # (k, N)
     return -(torch.logsumexp(log_px, dim=0) - math.log(k))
+
+
+def recon_nll_score(model, x: Tensor, features: list[int] | None = None) -> Tensor:
+    """Negative log-likelihood of the input under the decoder's distribution at the posterior mean,
+    ``-sum_{j in F} log p(x_j | z = mu(x))``, nats, ``(N,)``; no sampling.
+
+    The deterministic one-sample form of An & Cho's reconstruction probability (2015, Algorithm 4, with
+    ``L = 1`` and ``z`` at the mean of ``q(z|x)`` instead of drawn from it); with the heteroscedastic
+    decoder each feature is weighed by its own predicted variance (Nix & Weigend 1994). ``features``:
+    the indices ``F`` of the flattened input's values to sum over (``None``: all of them), e.g. the table
+    columns that a labelled validation set shows to carry the anomalies
+    (:func:`aelab.evaluation.feature_subset.backward_feature_subset`).
+
+    Raises:
+        ValueError: an index in ``features`` outside ``0 .. D - 1``, or an empty list.
+    """
+    mu, _ = model.posterior(x)
+    ll = model.feature_log_likelihood(x, model.decode_logits(mu))  # (N, D)
+    if features is not None:
+        d = ll.shape[-1]
+        if not features or any(not 0 <= int(j) < d for j in features):
+            raise ValueError(f"recon_nll: features must be a non-empty list of indices in 0..{d - 1} "
+                             f"(the input's {d} values), got {list(features)}")
+        ll = ll[:, torch.as_tensor([int(j) for j in features], device=ll.device)]
+    return -ll.sum(-1)
 
 
 def png_bits(x: Tensor) -> Tensor:

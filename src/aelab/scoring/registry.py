@@ -57,6 +57,7 @@ SCORES: dict[str, ScoreSpec] = {
                       unit="nats"),
     "recon_prob": ScoreSpec(f.recon_prob_score, frozenset({LIKELIHOOD}), {"k": 100}, sampling=True,
                             exportable=False, unit="nats"),
+    "recon_nll": ScoreSpec(f.recon_nll_score, frozenset({LIKELIHOOD}), {"features": None}, unit="nats"),
     "complexity": ScoreSpec(f.complexity_score, frozenset({LIKELIHOOD, IMAGES}), {"k": 16}, sampling=True,
                             exportable=False, unit="bits"),
     "mahalanobis": ScoreSpec(f.mahalanobis_score, frozenset({ENCODE}), needs_stats=("code_mean", "code_precision"),
