@@ -65,8 +65,8 @@ from aelab.data import TabularDataModule
 from aelab.data.datasets import InMemoryDataset
 from aelab.data.protocols.tabular import anomaly_flags
 from aelab.evaluation import anomaly_metrics, pr_curve, roc_curve
-from aelab.evaluation.feature_subset import backward_feature_subset
 from aelab.evaluation.compute import score_dataset
+from aelab.evaluation.feature_subset import backward_feature_subset
 from aelab.scoring.calibrate import fit_stats
 from aelab.scoring.registry import SCORES, applicable_scores
 from aelab.scoring.scorer import Scorer, attach_scorer

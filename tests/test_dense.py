@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from aelab.data.datasets import InMemoryDataset, batch_loader
+from aelab.evaluation.feature_subset import backward_feature_subset
 from aelab.models import CAE, VAE
 from aelab.nets import MLPDecoder, MLPEncoder
 from aelab.scoring import applicable_scores
-from aelab.evaluation.feature_subset import backward_feature_subset
 from aelab.scoring.functions import recon_nll_score, recon_prob_score
 
 from helpers import tiny_trainer
