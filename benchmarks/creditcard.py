@@ -68,6 +68,7 @@ from aelab.evaluation import anomaly_metrics, pr_curve, roc_curve
 from aelab.evaluation.compute import score_dataset
 from aelab.evaluation.feature_subset import backward_feature_subset
 from aelab.scoring.calibrate import fit_stats
+from aelab.scoring.functions import recon_nll_per_feature
 from aelab.scoring.registry import SCORES, applicable_scores
 from aelab.scoring.scorer import Scorer, attach_scorer
 
@@ -205,8 +206,7 @@ def chosen_feature_score(model, dm: TabularDataModule, val: InMemoryDataset, val
     vy = val.extras["anomaly"].numpy()
     start = time.perf_counter()
     with torch.no_grad():
-        mu = model.posterior(val.inputs)[0]
-        per_feature = -model.feature_log_likelihood(val.inputs, model.decode_logits(mu)).double().numpy()
+        per_feature = recon_nll_per_feature(model, val.inputs).double().numpy()
     kept, path = backward_feature_subset(per_feature, vy, np.where(vy == 1, 1.0, val_weight))
     select_s = time.perf_counter() - start
     settings = {"features": kept}

@@ -1,6 +1,6 @@
 """Which input features a summed per-feature anomaly score should add up, chosen on labelled rows.
 
-A per-feature score (e.g. ``-log p(x_j | z)`` of :func:`aelab.scoring.functions.recon_nll_score`) is summed
+A per-feature score (e.g. ``-log p(x_j | z)`` of :func:`aelab.scoring.functions.recon_nll_per_feature`) is summed
 over a subset ``F`` of the features; ``F`` is found by greedy backward elimination (the wrapper
 approach of Kohavi & John 1997, "Wrappers for feature subset selection", Artificial Intelligence 97,
 Sec. 3; Guyon & Elisseeff 2003, JMLR 3, Sec. 4.2): start from all features, drop the one whose removal

@@ -154,6 +154,13 @@ def recon_prob_score(model, x: Tensor, k: int = 100) -> Tensor:
     return -(torch.logsumexp(log_px, dim=0) - math.log(k))
 
 
+def recon_nll_per_feature(model, x: Tensor) -> Tensor:
+    """``-log p(x_j | z = mu(x))`` of every value ``j`` of the flattened input, nats, ``(N, D)``: the terms
+    that :func:`recon_nll_score` sums (and that a feature choice on labelled rows ranks)."""
+    mu, _ = model.posterior(x)
+    return -model.feature_log_likelihood(x, model.decode_logits(mu))
+
+
 def recon_nll_score(model, x: Tensor, features: list[int] | None = None) -> Tensor:
     """Negative log-likelihood of the input under the decoder's distribution at the posterior mean,
     ``-sum_{j in F} log p(x_j | z = mu(x))``, nats, ``(N,)``; no sampling.
@@ -168,15 +175,14 @@ def recon_nll_score(model, x: Tensor, features: list[int] | None = None) -> Tens
     Raises:
         ValueError: an index in ``features`` outside ``0 .. D - 1``, or an empty list.
     """
-    mu, _ = model.posterior(x)
-    ll = model.feature_log_likelihood(x, model.decode_logits(mu))  # (N, D)
+    nll = recon_nll_per_feature(model, x)  # (N, D)
     if features is not None:
-        d = ll.shape[-1]
+        d = nll.shape[-1]
         if not features or any(not 0 <= int(j) < d for j in features):
             raise ValueError(f"recon_nll: features must be a non-empty list of indices in 0..{d - 1} "
                              f"(the input's {d} values), got {list(features)}")
-        ll = ll[:, torch.as_tensor([int(j) for j in features], device=ll.device)]
-    return -ll.sum(-1)
+        nll = nll[:, torch.as_tensor([int(j) for j in features], device=nll.device)]
+    return nll.sum(-1)
 
 
 def png_bits(x: Tensor) -> Tensor:
