@@ -3,6 +3,7 @@
 import math
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
 
@@ -10,8 +11,9 @@ from aelab.data.datasets import InMemoryDataset, batch_loader
 from aelab.evaluation.feature_subset import backward_feature_subset
 from aelab.models import CAE, VAE
 from aelab.nets import MLPDecoder, MLPEncoder
-from aelab.scoring import applicable_scores
-from aelab.scoring.functions import recon_nll_score, recon_prob_score
+from aelab.scoring import Scorer, applicable_scores, attach_scorer
+from aelab.scoring.calibrate import fit_stats
+from aelab.scoring.functions import mse_score, recon_mahalanobis_score, recon_nll_score, recon_prob_score
 
 from helpers import tiny_trainer
 
@@ -29,7 +31,10 @@ def test_dense_nets_and_models_on_rows():
     assert cae.encode(x).shape == vae.encode(x).shape == (5, 8)
     # image-only scores do not apply to rows
     assert "local_error" not in applicable_scores(cae) and "complexity" not in applicable_scores(vae)
-    assert {"mse", "neg_elbo", "iwae", "recon_prob", "mahalanobis", "knn"} <= set(applicable_scores(vae))
+    assert {"mse", "neg_elbo", "iwae", "recon_prob", "mahalanobis", "knn", "recon_mahalanobis"} <= set(
+        applicable_scores(vae))
+    assert "recon_mahalanobis" in applicable_scores(cae)
+    assert "recon_mahalanobis" not in applicable_scores(CAE(input_shape=(1, 28, 28)))  # a D x D covariance of pixels
     with pytest.raises(ValueError, match="bernoulli"):
         VAE(input_shape=(30,), likelihood="bernoulli")
     with pytest.raises(ValueError, match="needs images"):
@@ -76,6 +81,79 @@ def test_recon_nll_is_the_normal_log_density_at_the_posterior_mean():
     for bad in ([], [5], [-1]):
         with pytest.raises(ValueError, match="features"):
             recon_nll_score(vae, x, features=bad)
+
+
+def test_recon_mahalanobis_is_the_distance_of_standardised_residuals_to_the_training_residuals():
+    """Heteroscedastic VAE: residuals ``(x - mean) / sigma`` at the posterior mean; CAE: ``x - x_hat``; both
+    against scipy's Mahalanobis distance with the training residuals' mean and (shrunk) covariance."""
+    from scipy.spatial.distance import mahalanobis
+
+    torch.manual_seed(0)
+    train = InMemoryDataset(torch.randn(300, 5) @ torch.randn(5, 5), torch.zeros(300, dtype=torch.long))
+    x = torch.randn(4, 5)
+    vae = VAE(input_shape=(5,), latent_dim=2, hidden_dims=[8], likelihood="heteroscedastic").eval()
+    cae = CAE(input_shape=(5,), latent_dim=2, hidden_dims=[8]).eval()
+    for model in (vae, cae):
+        scorer = attach_scorer(model, Scorer("recon_mahalanobis"))
+        fit_stats(scorer, model, train)
+        with torch.no_grad():
+            if model is vae:
+                def residual(v):
+                    mean, log_var = vae.decoder_distribution(vae.decode_logits(vae.posterior(v)[0]))
+                    return (v - mean) / (0.5 * log_var).exp()
+            else:
+                def residual(v):
+                    return v - cae.reconstruct(v)
+            r_train, r = residual(train.inputs).double().numpy(), residual(x).double().numpy()
+            got = scorer(model, x)
+        cov = np.cov(r_train.T)
+        precision = np.linalg.inv(cov + scorer.shrinkage * np.trace(cov) / 5 * np.eye(5))
+        expected = [mahalanobis(row, r_train.mean(0), precision) for row in r]
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4)
+        assert scorer.residual_precision.shape == (5, 5) and scorer.code_precision.shape == (2, 2)
+
+
+def test_recon_mahalanobis_sees_a_broken_correlation_that_per_feature_errors_miss():
+    """Two features that move together in the normal rows: rows where they move apart have the same
+    per-feature residuals (``mse`` cannot tell them apart, AUROC ~0.5), but their residual vector lies off
+    the training residuals' correlation (``recon_mahalanobis`` AUROC > 0.9)."""
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(1000, 1, generator=g)
+    normal = torch.cat([a, a + 0.1 * torch.randn(1000, 1, generator=g), torch.randn(1000, 2, generator=g)], 1)
+    b = torch.randn(200, 1, generator=g)
+    broken = torch.cat([b, -b, torch.randn(200, 2, generator=g)], 1)  # each feature still N(0, 1)
+    cae = CAE(input_shape=(4,), latent_dim=2, hidden_dims=[8]).eval()
+    last = [m for m in cae.decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():  # an untrained decoder that reconstructs every row by the same constant
+        last.weight.zero_()
+    scorer = attach_scorer(cae, Scorer("recon_mahalanobis"))
+    fit_stats(scorer, cae, InMemoryDataset(normal[:800], torch.zeros(800, dtype=torch.long)))
+    test, labels = torch.cat([normal[800:], broken]), np.r_[np.zeros(200), np.ones(200)]
+    with torch.no_grad():
+        auroc_mse = roc_auc_score(labels, mse_score(cae, test).numpy())
+        auroc_maha = roc_auc_score(labels, scorer(cae, test).numpy())
+    assert abs(auroc_mse - 0.5) < 0.1 and auroc_maha > 0.9
+
+
+def test_recon_mahalanobis_needs_the_residual_statistics():
+    cae = CAE(input_shape=(4,), latent_dim=2, hidden_dims=[8]).eval()
+    scorer = attach_scorer(cae, Scorer("recon_mahalanobis"))
+    x = torch.randn(3, 4)
+    with pytest.raises(RuntimeError, match="residual_mean, residual_precision"):
+        scorer(cae, x)
+    scorer.set_stats({"code_mean": torch.zeros(2), "code_precision": torch.eye(2),
+                      "reference_codes": torch.zeros(5, 2)})
+    with pytest.raises(RuntimeError, match="calibrate the scorer first"):  # latent statistics alone
+        scorer(cae, x)
+    with pytest.raises(ValueError, match="unknown scorer statistics"):
+        scorer.set_stats({"residual_cov": torch.eye(4)})
+    # fit_stats on an image model fits no residual statistics
+    image_cae = CAE(input_shape=(1, 8, 8), channels=4, latent_dim=2, num_stages=2).eval()
+    image_scorer = attach_scorer(image_cae, Scorer("mahalanobis"))
+    fit_stats(image_scorer, image_cae, InMemoryDataset(torch.rand(10, 1, 8, 8), torch.zeros(10, dtype=torch.long)))
+    assert image_scorer.residual_precision.numel() == 0 and image_scorer.code_precision.shape == (2, 2)
 
 
 def test_backward_feature_subset_drops_the_features_that_hide_the_anomalies():

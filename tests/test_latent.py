@@ -25,7 +25,7 @@ from aelab.latent.probe import linear_probe
 from aelab.latent.write import add_projector, sprite_images
 from aelab.models import CAE, VAE
 from aelab.runs import output_dir, run_dir
-from aelab.scoring.latent_stats import gaussian_fit
+from aelab.scoring.training_stats import gaussian_fit
 
 from helpers import ROOT, tiny_config
 

@@ -511,12 +511,32 @@ def test_fit_then_evaluate_on_a_tiny_csv(tmp_path, fitted_table_run):
     out = tmp_path / "eval"
     main(["evaluate", "--config", str(config), "--ckpt_path", str(ckpt), "--output_dir", str(out)])
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"mse", "neg_elbo", "recon_prob", "mahalanobis", "knn"} <= set(metrics["scores"])
+    assert {"mse", "neg_elbo", "recon_prob", "recon_nll", "mahalanobis", "knn", "recon_mahalanobis"} <= set(
+        metrics["scores"])
     assert not {"local_error", "transform"} & set(metrics["scores"])
     assert metrics["n_test"] == 99 and metrics["n_anomalies"] == 9 and metrics["datamodule"] == "TabularDataModule"
     # the anomalies are 4 standard deviations away in three features: every score finds them
-    assert min(metrics["scores"][name]["auroc"] for name in ("mse", "neg_elbo", "recon_prob", "knn")) > 0.9
+    scores = ("mse", "neg_elbo", "recon_prob", "knn", "recon_mahalanobis")
+    assert min(metrics["scores"][name]["auroc"] for name in scores) > 0.9
     assert "TabularDataModule" in read_checkpoint(out / "scored.ckpt")
+
+
+def test_export_recon_mahalanobis_scores_rows_like_the_checkpoint(tmp_path, fitted_table_run, capsys):
+    """The scaler, the network, the residual statistics and the threshold in one ONNX graph: ``aelab export``
+    checks parity with the eager scorer on the test rows (an error otherwise); the file scores new rows."""
+    import aelab
+    from aelab.cli import main
+
+    config, ckpt, _ = fitted_table_run
+    out = tmp_path / "tab.onnx"
+    main(["export", "--config", str(config), "--ckpt_path", str(ckpt), "--format", "onnx", "--output", str(out),
+          "--score", "recon_mahalanobis"])
+    assert "parity on" in capsys.readouterr().out
+    table = make_table(seed=3)
+    scores = aelab.Detector.load(out).score_samples(table[FEATURES])
+    assert scores.shape == (len(table),) and np.isfinite(scores).all()
+    anomalous = table["Class"].to_numpy() != 0  # 4 standard deviations off in three features
+    assert np.median(scores[anomalous]) > np.quantile(scores[~anomalous], 0.9)
 
 
 def test_latent_on_a_tiny_csv(tmp_path, fitted_table_run):

@@ -101,8 +101,8 @@ def compute_evaluation(model, scorer, datamodule, names: list[str], settings: di
                        ckpt_path: str | None = None) -> EvaluationResult:
     """Scores the test set of ``datamodule`` with every score in ``names`` and computes the metrics.
 
-    The scorer's latent statistics are fitted on the training set first (with ``seed``); each score's
-    deployable threshold follows the scorer's rule on the normal validation items (or, for
+    The scorer's statistics of the training inputs are fitted on the training set first (with ``seed``);
+    each score's deployable threshold follows the scorer's rule on the normal validation items (or, for
     ``contamination``, on the training items).
 
     Raises:
@@ -115,7 +115,7 @@ def compute_evaluation(model, scorer, datamodule, names: list[str], settings: di
     start = time.process_time()
     if any(SCORES[n].needs_stats for n in names):
         fit_stats(scorer, model, train, batch_size=batch_size, seed=seed)
-        timings["fit_latent_stats"] = time.process_time() - start
+        timings["fit_stats"] = time.process_time() - start
 
     q = rule_percentile(scorer.threshold, scorer.threshold_value)
     rule_name = f"{scorer.threshold}_{scorer.threshold_value:g}"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from aelab.models.base import IMAGES, LIKELIHOOD
-from aelab.scoring.latent_stats import gaussian_fit
+from aelab.scoring.training_stats import gaussian_fit
 
 SAMPLER_PRIOR = "prior: model.sample(n), z ~ N(0, I)"
 SAMPLER_GAUSSIAN = "Gaussian fitted to the training codes (mean, full covariance), decoded"

@@ -4,8 +4,8 @@ AUROC / AUPRC of the anomaly score.
 
 Anomaly scoring is not the model's own business: the scoring layer (:class:`aelab.scoring.Scorer`)
 is *attached* to a model as ``model.scorer`` (the CLI, ``aelab.Detector`` and the commands do it).
-It then lives in the model's ``state_dict`` (score settings, fitted latent statistics, threshold), so
-every checkpoint carries it, and the test step scores with it.
+It then lives in the model's ``state_dict`` (score settings, fitted statistics of the training inputs,
+threshold), so every checkpoint carries it, and the test step scores with it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torchmetrics import CatMetric
 
-from aelab.models.base import ENCODE, IMAGES, RECONSTRUCT, TRANSFORM, AelabModule
+from aelab.models.base import ENCODE, IMAGES, RECONSTRUCT, TRANSFORM, VECTORS, AelabModule
 from aelab.models.transform_head import TransformHead
 
 SCORER_PREFIX = "scorer."
@@ -66,6 +66,8 @@ class AutoencoderModule(AelabModule):
         caps = {ENCODE, RECONSTRUCT}
         if len(self.input_shape) == 3:
             caps.add(IMAGES)
+        elif len(self.input_shape) == 1:
+            caps.add(VECTORS)
         if self.transform_head is not None:
             caps.add(TRANSFORM)
         return frozenset(caps)

@@ -26,10 +26,12 @@ SCHEDULERS = ("none", "onecycle", "cosine")
 # What a model can do, as read by the scores, reports and export (instead of hasattr checks):
 ENCODE = "encode"            # encode(x) -> codes (N, latent_dim)
 RECONSTRUCT = "reconstruct"  # reconstruct(x) -> x_hat like x; decode(z) -> x_hat
-LIKELIHOOD = "likelihood"    # posterior(x), reparameterize, decode_logits(z), log_likelihood(x, out): a VAE
+LIKELIHOOD = "likelihood"    # posterior(x), reparameterize, decode_logits(z), decoder_distribution(out),
+#                              log_likelihood(x, out): a VAE
 CLASSIFY = "classify"        # classify(x) -> logits (N, K)
 TRANSFORM = "transform"      # transform_head: the geometric-transformation head (models.transform_head)
 IMAGES = "images"            # inputs are images (N, C, H, W) (spatial maps, PNG lengths, shifts apply)
+VECTORS = "vectors"          # inputs are table rows (N, D) (a D x D covariance of the residuals is affordable)
 
 
 def batch_size_of(batch: dict) -> int:

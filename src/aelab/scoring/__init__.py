@@ -1,6 +1,6 @@
 """Anomaly scoring: score functions ``(model, x) -> (N,)`` (:mod:`~aelab.scoring.functions`), which
-score applies to which model (:mod:`~aelab.scoring.registry`), latent statistics
-(:mod:`~aelab.scoring.latent_stats`), label-free thresholds (:mod:`~aelab.scoring.thresholds`), and
+score applies to which model (:mod:`~aelab.scoring.registry`), statistics of the training codes and
+residuals (:mod:`~aelab.scoring.training_stats`), label-free thresholds (:mod:`~aelab.scoring.thresholds`), and
 the :class:`Scorer` module that holds a score's settings, statistics and threshold as model state
 (:mod:`~aelab.scoring.scorer`), fitted by :func:`calibrate`."""
 

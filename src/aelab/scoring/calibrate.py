@@ -1,4 +1,4 @@
-"""Fitting a :class:`~aelab.scoring.scorer.Scorer`: latent statistics on the training inputs, then the
+"""Fitting a :class:`~aelab.scoring.scorer.Scorer`: statistics of the training inputs, then the
 threshold on normal validation inputs (or, for the ``contamination`` rule, on the training inputs).
 
 Runs in a forked random-number state seeded with ``seed``: sampling scores repeat, and training or
@@ -10,20 +10,28 @@ from __future__ import annotations
 import torch
 
 from aelab.runs import infer, model_device
-from aelab.scoring.latent_stats import fit_latent_stats
+from aelab.scoring.functions import standardized_residual
+from aelab.scoring.registry import SCORES
 from aelab.scoring.scorer import Scorer
 from aelab.scoring.thresholds import percentile_threshold, rule_percentile
+from aelab.scoring.training_stats import fit_latent_stats, fit_residual_stats
 
 
 @torch.no_grad()
 def fit_stats(scorer: Scorer, model, train_set, batch_size: int = 500, seed: int = 0) -> None:
-    """Encode every item of ``train_set`` (in order) and store :func:`fit_latent_stats` in the scorer."""
+    """Encode every item of ``train_set`` (in order) and store :func:`fit_latent_stats` in the scorer; for a
+    model that ``recon_mahalanobis`` applies to (table rows), also :func:`fit_residual_stats` of the items'
+    residuals (:func:`~aelab.scoring.functions.standardized_residual`)."""
     was_training = model.training
     model.eval()
+    device = model_device(model)
     try:
-        codes = infer(model.encode, train_set, batch_size, model_device(model))
-        scorer.set_stats(fit_latent_stats(codes, max_reference=scorer.max_reference, shrinkage=scorer.shrinkage,
-                                          seed=seed))
+        codes = infer(model.encode, train_set, batch_size, device)
+        stats = fit_latent_stats(codes, max_reference=scorer.max_reference, shrinkage=scorer.shrinkage, seed=seed)
+        if SCORES["recon_mahalanobis"].requires <= model.capabilities:
+            residuals = infer(lambda x: standardized_residual(model, x), train_set, batch_size, device)
+            stats.update(fit_residual_stats(residuals, shrinkage=scorer.shrinkage))
+        scorer.set_stats(stats)
     finally:
         model.train(was_training)
 
@@ -40,7 +48,7 @@ def calibrate(scorer: Scorer, model, train_set, normal_val_set, batch_size: int 
         normal_val_set: in-memory data set of normal validation inputs (the ``percentile`` / ``fpr`` rules).
         batch_size: inputs per forward pass.
         seed: seeds the reference subset and the sampling scores.
-        stats: also (re)fit the latent statistics (False: keep the fitted ones).
+        stats: also (re)fit the statistics of the training inputs (False: keep the fitted ones).
 
     Raises:
         ValueError: an empty data set for the rule, or NaN scores.

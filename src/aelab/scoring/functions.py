@@ -13,6 +13,8 @@ name                   definition                                               
 ``recon_nll``          ``-sum_{j in F} log p(x_j | z = mu(x))``, all features or a     VAE
                        chosen subset ``F``, nats
 ``complexity``         ``-log2 p(x)`` minus the PNG length of ``x``, bits              VAE, images
+``recon_mahalanobis``  Mahalanobis distance of the (standardised) reconstruction       CAE, VAE,
+                       residual to the training rows' residuals                        tables
 ``mahalanobis``        Mahalanobis distance of the code to the training codes          CAE, VAE
 ``knn``                mean Euclidean distance to the k nearest training codes         CAE, VAE
 ``msp``                ``1 -`` maximum softmax probability of the classifier            with a
@@ -30,12 +32,13 @@ learned feature space (Lee et al. 2018, arXiv:1807.03888); k-nearest-neighbour d
 Rastogi & Shim 2000; on deep features: Bergman, Cohen & Hoshen 2020, arXiv:2002.10445); maximum
 softmax probability baseline for out-of-distribution detection (Hendrycks & Gimpel 2017,
 arXiv:1610.02136); geometric-transformation prediction (Golan & El-Yaniv 2018, arXiv:1805.10917;
-Hendrycks, Mazeika, Kadavath & Song 2019, arXiv:1906.12340).
+Hendrycks, Mazeika, Kadavath & Song 2019, arXiv:1906.12340); Mahalanobis distance of reconstruction
+error vectors (Malhotra et al. 2016, EncDec-AD, arXiv:1607.00148).
 
-The latent-density scores take statistics of the training codes as arguments; a
-:class:`aelab.scoring.Scorer` fits them (:mod:`aelab.scoring.latent_stats`) and keeps them as module
-state, so the test step, ``aelab evaluate``, ``aelab predict`` and an exported model give the same
-numbers. Every function takes the model first and calls only what its capabilities promise
+The latent-density scores and ``recon_mahalanobis`` take statistics of the training codes (residuals)
+as arguments; a :class:`aelab.scoring.Scorer` fits them (:mod:`aelab.scoring.training_stats`) and keeps
+them as module state, so the test step, ``aelab evaluate``, ``aelab predict`` and an exported model give
+the same numbers. Every function takes the model first and calls only what its capabilities promise
 (:mod:`aelab.models.base`); none imports a model class. Which score applies to which model:
 :mod:`aelab.scoring.registry`.
 """
@@ -48,6 +51,7 @@ import torch
 from kornia.filters import gaussian_blur2d
 
 from aelab.distributions import gaussian_kl, gaussian_log_density
+from aelab.models.base import LIKELIHOOD
 
 Tensor = torch.Tensor
 
@@ -221,17 +225,55 @@ def complexity_score(model, x: Tensor, k: int = 16) -> Tensor:
     return bits - png_bits(x)
 
 
-# -- latent-density scores --------------------------------------------------------------------------
+# -- Mahalanobis distances to the training inputs' codes or residuals ----------------------------------
+def mahalanobis_distance(v: Tensor, mean: Tensor, precision: Tensor) -> Tensor:
+    """``sqrt((v - m)^T P (v - m))`` of vectors ``v`` ``(N, D)`` to a Gaussian's mean ``m`` ``(D,)`` and
+    precision ``P`` ``(D, D)`` (Mahalanobis 1936), ``(N,)`` in ``v``'s dtype. The quadratic form is summed in
+    float64 (a precision matrix of nearly flat vectors has large entries whose products cancel), so every
+    runtime gives the same float32 result."""
+    d = (v - mean).double()
+    return torch.einsum("ni,ij,nj->n", d, precision.double(), d).clamp_min(0).sqrt().to(v.dtype)
+
+
+def standardized_residual(model, x: Tensor) -> Tensor:
+    """The reconstruction residual of every value of the flattened input, ``(N, D)``.
+
+    With a heteroscedastic VAE decoder (a mean and a log-variance per feature), the residual in the decoder's
+    own standard deviations at the posterior mean, ``(x - mean(z)) / sigma(z)`` with ``z = mu(x)``; with any
+    other model, ``x - reconstruct(x)`` (a shared decoder variance only rescales it, which a Mahalanobis
+    distance ignores).
+    """
+    if LIKELIHOOD in model.capabilities:
+        mean, log_var = model.decoder_distribution(model.decode_logits(model.posterior(x)[0]))
+        if log_var is not None:
+            return ((x - mean) * torch.exp(-0.5 * log_var)).flatten(1)
+    return (x - model.reconstruct(x)).flatten(1)
+
+
+def recon_mahalanobis_score(model, x: Tensor, residual_mean: Tensor, residual_precision: Tensor) -> Tensor:
+    """Mahalanobis distance of the input's reconstruction residual (:func:`standardized_residual`) to the
+    residuals of the normal training rows, ``sqrt((r - m)^T S^-1 (r - m))``, ``(N,)``, dimensionless; table
+    rows ``(N, D)``.
+
+    EncDec-AD's anomaly score (Malhotra et al. 2016, "LSTM-based Encoder-Decoder for Multi-sensor Anomaly
+    Detection", arXiv:1607.00148, Sec. 2.2: a Gaussian ``N(m, S)`` fitted by maximum likelihood to the error
+    vectors of normal data, score ``(e - m)^T S^-1 (e - m)``), here on the heteroscedastic decoder's
+    standardised residuals, its square root. Up to constants it is ``-log p(x | z = mu(x))`` under a decoder
+    whose covariance is ``diag(sigma(z)) S diag(sigma(z))`` instead of ``diag(sigma(z)^2)``: the residuals'
+    correlations, which a per-feature likelihood (``recon_nll``) ignores, count. ``m`` ``(D,)`` and ``S^-1``
+    ``(D, D)``: :func:`aelab.scoring.training_stats.fit_residual_stats`.
+    """
+    return mahalanobis_distance(standardized_residual(model, x), residual_mean, residual_precision)
+
+
 def mahalanobis_score(model, x: Tensor, code_mean: Tensor, code_precision: Tensor) -> Tensor:
     """Mahalanobis distance ``sqrt((z - m)^T S^-1 (z - m))`` of the code ``z = encode(x)`` to the
     training codes' mean ``m`` ``(D,)`` and precision ``S^-1`` ``(D, D)`` (Lee et al. 2018), ``(N,)``,
-    latent units. The quadratic form is summed in float64 (a precision matrix of nearly flat codes has large
-    entries whose products cancel), so every runtime gives the same float32 result."""
-    z = model.encode(x)
-    d = (z - code_mean).double()
-    return torch.einsum("ni,ij,nj->n", d, code_precision.double(), d).clamp_min(0).sqrt().to(z.dtype)
+    latent units (:func:`mahalanobis_distance`)."""
+    return mahalanobis_distance(model.encode(x), code_mean, code_precision)
 
 
+# -- k-nearest-neighbour distance to the training codes -----------------------------------------------
 def pairwise_distances(a: Tensor, b: Tensor) -> Tensor:
     """Euclidean distances ``(N, M)`` between the rows of ``a`` ``(N, D)`` and ``b`` ``(M, D)``, returned in
     ``a``'s dtype.

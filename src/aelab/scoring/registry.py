@@ -1,8 +1,8 @@
 """Which anomaly score exists, what it needs from a model, and its default settings.
 
 Each :class:`ScoreSpec` names the model capabilities it needs (:mod:`aelab.models.base`: ``encode``,
-``reconstruct``, ``likelihood``, ``classify``, ``transform``, ``images``); a model offers a score
-when it has all of them. Nothing here imports a model class.
+``reconstruct``, ``likelihood``, ``classify``, ``transform``, ``images``, ``vectors``); a model offers a
+score when it has all of them. Nothing here imports a model class.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from aelab.models.base import CLASSIFY, ENCODE, IMAGES, LIKELIHOOD, RECONSTRUCT, TRANSFORM
+from aelab.models.base import CLASSIFY, ENCODE, IMAGES, LIKELIHOOD, RECONSTRUCT, TRANSFORM, VECTORS
 from aelab.scoring import functions as f
 
 
@@ -25,8 +25,9 @@ class ScoreSpec:
         fn: ``fn(model, x, **settings[, statistics])`` -> ``(N,)``.
         requires: model capabilities it needs.
         defaults: its settings and their default values (e.g. ``{"k": 5}``).
-        needs_stats: it takes the fitted latent statistics (``mahalanobis``: mean and precision;
-            ``knn``: reference codes).
+        needs_stats: it takes statistics fitted on the training inputs (``mahalanobis``: the codes' mean
+            and precision; ``knn``: reference codes; ``recon_mahalanobis``: the residuals' mean and
+            precision).
         sampling: it draws random numbers (seeded by the caller for repeatable numbers).
         exportable: it can be traced into an ONNX / TorchScript graph (no Python-side work, no sampling).
         unit: what its numbers measure.
@@ -64,6 +65,9 @@ SCORES: dict[str, ScoreSpec] = {
                              unit="latent units"),
     "knn": ScoreSpec(f.knn_score, frozenset({ENCODE}), {"k": 5}, needs_stats=("reference_codes",),
                      unit="latent units"),
+    "recon_mahalanobis": ScoreSpec(f.recon_mahalanobis_score, frozenset({RECONSTRUCT, VECTORS}),
+                                   needs_stats=("residual_mean", "residual_precision"),
+                                   unit="Mahalanobis distance (dimensionless)"),
     "msp": ScoreSpec(f.msp_score, frozenset({CLASSIFY}), unit="probability"),
     "transform": ScoreSpec(f.transform_score, frozenset({TRANSFORM}), unit="nats"),
 }

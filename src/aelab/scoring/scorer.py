@@ -1,5 +1,5 @@
-"""The :class:`Scorer`: one anomaly score with its settings, the fitted latent statistics and the
-decision threshold, as ``nn.Module`` state (the shape of anomalib's post-processor).
+"""The :class:`Scorer`: one anomaly score with its settings, the fitted statistics of the training inputs
+and the decision threshold, as ``nn.Module`` state (the shape of anomalib's post-processor).
 
 Attached to a model as ``model.scorer`` (:func:`attach_scorer`), it is part of the model's
 ``state_dict``: every checkpoint carries it and loads with ``torch.load(weights_only=True)`` (buffers
@@ -19,12 +19,12 @@ from torch import nn
 from aelab.scoring.registry import SCORES, ScoreSpec, check_score
 from aelab.scoring.thresholds import RULES, rule_percentile
 
-STAT_BUFFERS = ("code_mean", "code_precision", "reference_codes")
+STAT_BUFFERS = ("code_mean", "code_precision", "reference_codes", "residual_mean", "residual_precision")
 DEFAULT_RULE = ("percentile", 99.0)
 
 
 class Scorer(nn.Module):
-    """Anomaly score + latent statistics + threshold of one model.
+    """Anomaly score + statistics of the training inputs + threshold of one model.
 
     Args:
         score: a score of :mod:`aelab.scoring.registry` (``None``: the one a loaded checkpoint holds,
@@ -109,10 +109,19 @@ class Scorer(nn.Module):
 
     # -- fitted state -----------------------------------------------------------------------------
     def set_stats(self, stats: dict[str, torch.Tensor]) -> None:
-        """Store latent statistics (:func:`aelab.scoring.latent_stats.fit_latent_stats`) as buffers."""
+        """Store statistics of the training inputs (:mod:`aelab.scoring.training_stats`: the codes', and for
+        table rows the residuals') as buffers; the ones not given are emptied.
+
+        Raises:
+            ValueError: a name that is not one of ``STAT_BUFFERS``.
+        """
+        unknown = set(stats) - set(STAT_BUFFERS)
+        if unknown:
+            raise ValueError(f"unknown scorer statistics {sorted(unknown)}; expected some of {STAT_BUFFERS}")
         device = self.threshold_.device
         for name in STAT_BUFFERS:
-            setattr(self, name, stats[name].detach().float().to(device))
+            value = stats[name].detach().float() if name in stats else torch.zeros(0)
+            setattr(self, name, value.to(device))
         self.stats_fitted = True
 
     def set_threshold(self, value: float) -> None:
@@ -142,14 +151,15 @@ class Scorer(nn.Module):
         """Scores ``(N,)`` of ``x`` by any applicable score ``name``, with this scorer's statistics.
 
         Raises:
-            RuntimeError: the score needs latent statistics that were not fitted.
+            RuntimeError: the score needs statistics of the training inputs that were not fitted.
         """
         spec = SCORES[name]
         kwargs = self.settings_for(name, settings)
         if spec.needs_stats:
-            if not self.stats_fitted:
-                raise RuntimeError(f"score {name!r} needs latent statistics of the training codes; calibrate "
-                                   "the scorer first (aelab.scoring.calibrate, done by `aelab fit`/`evaluate`)")
+            if not self.stats_fitted or any(getattr(self, k).numel() == 0 for k in spec.needs_stats):
+                raise RuntimeError(f"score {name!r} needs statistics of the training inputs "
+                                   f"({', '.join(spec.needs_stats)}); calibrate the scorer first "
+                                   "(aelab.scoring.calibrate, done by `aelab fit`/`evaluate`)")
             kwargs.update({k: getattr(self, k) for k in spec.needs_stats})
         return spec.fn(model, x, **kwargs)
 
