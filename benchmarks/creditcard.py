@@ -146,12 +146,11 @@ def validation_weight(val: InMemoryDataset) -> float:
     return (n_frauds / (len(val) - n_frauds)) / (FRAUD_RATE / (1 - FRAUD_RATE))
 
 
-def run_aelab(name: str, recipe: dict, dm: TabularDataModule, val: InMemoryDataset, seed: int,
-              epochs: int | None, val_weight: float, batch_size: int = 2000,
-              scores: list[str] | None = None) -> dict:
+def train_aelab(recipe: dict, dm: TabularDataModule, seed: int, epochs: int | None):
+    """The recipe's model trained as ``aelab fit`` trains it (seeded, best ``val_loss`` checkpoint loaded),
+    in eval mode, and ``{"fit_s", "epochs", "best_epoch", "best_val_loss"}``."""
     pl.seed_everything(seed, verbose=False)
     model = build_model(recipe, dm.input_shape)
-    scorer = model.scorer
     trainer_cfg = recipe.get("trainer", {})
     max_epochs = epochs or trainer_cfg.get("max_epochs", 20)
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,9 +165,17 @@ def run_aelab(name: str, recipe: dict, dm: TabularDataModule, val: InMemoryDatas
         fit_s = time.perf_counter() - start
         best_epoch = int(best["epoch"])
     model.eval()
+    return model, {"fit_s": fit_s, "epochs": max_epochs, "best_epoch": best_epoch,
+                   "best_val_loss": float(checkpoint.best_model_score)}
+
+
+def run_aelab(name: str, recipe: dict, dm: TabularDataModule, val: InMemoryDataset, seed: int,
+              epochs: int | None, val_weight: float, batch_size: int = 2000,
+              scores: list[str] | None = None) -> dict:
+    model, info = train_aelab(recipe, dm, seed, epochs)
+    scorer = model.scorer
     labels = dm.test_set.extras["anomaly"].numpy()
-    out = {"fit_s": fit_s, "epochs": max_epochs, "best_epoch": best_epoch,
-           "best_val_loss": float(checkpoint.best_model_score), "scores": {}}
+    out = {**info, "scores": {}}
     stats_s = None
     for score in scores or applicable_scores(model):
         settings = scorer.settings_for(score)
