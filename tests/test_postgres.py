@@ -74,6 +74,33 @@ def _start_tune(config: Path, cwd: Path) -> subprocess.Popen:
                             env=one_thread_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def _kill_during_trial(config: Path, cwd: Path, storage, study_name: str, number: int):
+    """Start ``aelab tune``, wait until trial ``number`` runs, freeze the worker (SIGSTOP), and kill it
+    (SIGKILL). Returns ``(trial, pid)``, or ``None`` when the trial had finished before the worker froze (a
+    tiny trial on a busy machine can end between the poll that saw it running and the signal)."""
+    proc = _start_tune(config, cwd)
+    victim, state = None, None
+    try:
+        deadline = time.monotonic() + 240
+        while victim is None and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            try:
+                study = optuna.load_study(study_name=study_name, storage=storage)
+            except KeyError:  # not created yet
+                continue
+            running = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs]
+            victim = next((t for t in running if t.number == number), None)
+        assert victim is not None, f"trial {number} never seen running; worker output:\n{proc.communicate()[0][-3000:]}"
+        proc.send_signal(signal.SIGSTOP)  # frozen: the trial's state can no longer change under us
+        state = storage.get_trial(victim._trial_id).state
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    return (victim, proc.pid) if state == TrialState.RUNNING else None
+
+
 def _event_file_pids(trial_dir: Path) -> set[int]:
     """Process ids in the names of a trial's TensorBoard files (``events.out.tfevents.T.HOST.PID.N``)."""
     return {int(p.name.split(".")[-2]) for p in trial_dir.glob("events.out.tfevents.*")}
@@ -130,36 +157,28 @@ def test_killed_worker_fails_by_heartbeat_and_the_study_resumes(pg_url, tmp_path
     worker record names another host, so only the heartbeat can tell it is dead): once
     `grace_period` has passed without a beat, re-running the study fails that trial and tops the
     study up to n_trials."""
-    config = tune_yaml(tmp_path, fake_data_dir, name="pg.yaml", max_epochs=1, n_trials=2, storage=pg_url,
-                       study_name="kill", test_trials=False, figures=False, heartbeat_interval=1, grace_period=1)
     storage = make_storage(pg_url, heartbeat_interval=1, grace_period=1)
-    proc = _start_tune(config, tmp_path)
-    victim = None
-    try:
-        deadline = time.monotonic() + 240
-        while victim is None and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-            try:
-                study = optuna.load_study(study_name="kill", storage=storage)
-            except KeyError:  # not created yet
-                continue
-            running = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs]
-            victim = next((t for t in running if t.number == 1), None)
-        assert victim is not None, f"trial 1 never seen running; worker output:\n{proc.communicate()[0][-3000:]}"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
-    storage.set_trial_user_attr(victim._trial_id, "worker", {"host": "another-machine", "pid": proc.pid})
-    study = optuna.load_study(study_name="kill", storage=storage)
+    killed = None
+    for attempt in range(3):  # a fresh study when trial 1 ended before the worker could be frozen
+        study_name, folder = f"kill{attempt}", tmp_path / f"attempt{attempt}"
+        folder.mkdir()
+        config = tune_yaml(folder, fake_data_dir, name="pg.yaml", max_epochs=1, n_trials=2, storage=pg_url,
+                           study_name=study_name, test_trials=False, figures=False, heartbeat_interval=1,
+                           grace_period=1)
+        killed = _kill_during_trial(config, folder, storage, study_name, number=1)
+        if killed is not None:
+            break
+    assert killed is not None, "trial 1 finished before the worker could be frozen, in 3 fresh studies"
+    victim, pid = killed
+    storage.set_trial_user_attr(victim._trial_id, "worker", {"host": "another-machine", "pid": pid})
+    study = optuna.load_study(study_name=study_name, storage=storage)
     assert study.trials[1].state == TrialState.RUNNING  # nobody has noticed yet
     time.sleep(2)  # > grace_period since the last beat
 
     tune(["--config", str(config)])
     out = capsys.readouterr().out
     assert "trial 1 marked FAIL: no heartbeat" in out
-    study = optuna.load_study(study_name="kill", storage=storage)
+    study = optuna.load_study(study_name=study_name, storage=storage)
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE], states
     assert len(finished(study)) == 2
