@@ -27,8 +27,9 @@ Metrics (anomaly = fraud = positive; the package's own code, :mod:`aelab.evaluat
 model): AUROC, AUPRC (average precision), recall at 1 % false-positive rate (the highest true-positive
 rate of a threshold whose false-positive rate is <= 0.01, from ``roc_curve``), precision at 80 % recall
 (the highest precision of a threshold whose recall is >= 0.8, from ``pr_curve``); fit and score
-wall-clock seconds (score = the test rows; the scores with statistics of the training rows, ``mahalanobis``,
-``knn`` and ``recon_mahalanobis``, include the pass over the training rows that fits them). Every aelab score is also measured on a **labelled validation set** that never touches
+wall-clock seconds (score = the test rows; the scores with statistics of the training rows,
+``mahalanobis``, ``knn`` and ``recon_mahalanobis``, include the pass over the training rows that fits
+them). Every aelab score is also measured on a **labelled validation set** that never touches
 the test rows: the normal validation rows plus the frauds of the training period (the
 ``semi_supervised`` protocol leaves those out of training), ``val_auprc`` at that set's own base
 rate, and ``val_auprc_w`` with the normal rows weighted to the data set's 0.172 % fraud rate (the

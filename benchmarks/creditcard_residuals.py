@@ -45,23 +45,18 @@ import torch
 from scipy import stats
 
 from aelab.scoring.calibrate import fit_stats
-from aelab.scoring.functions import mahalanobis_distance
+from aelab.scoring.functions import mahalanobis_distance, recon_nll_per_feature, standardized_residual
 from aelab.scoring.training_stats import gaussian_precision
-
-LOG_2PI = float(np.log(2 * np.pi))
-
 
 @torch.no_grad()
 def decoder_outputs(model, x: torch.Tensor) -> dict[str, np.ndarray]:
-    """``x``, the decoder's mean and log-variance at ``z = mu(x)``, ``r``, and ``recon_mahalanobis``, float64."""
+    """``x``, the decoder's mean and log-variance at ``z = mu(x)``, the package's residuals ``r`` and
+    ``recon_nll`` terms, and ``recon_mahalanobis``, float64."""
     mean, log_var = model.decoder_distribution(model.decode_logits(model.posterior(x)[0]))
-    out = {"x": x, "mean": mean, "log_var": log_var, "r": (x - mean) * torch.exp(-0.5 * log_var),
+    out = {"x": x, "mean": mean, "log_var": log_var, "r": standardized_residual(model, x),
+           "nll_terms": recon_nll_per_feature(model, x),
            "recon_mahalanobis": model.scorer.score_as(model, x, "recon_mahalanobis")}
     return {k: v.double().numpy() for k, v in out.items()}
-
-
-def nll_terms(d: dict[str, np.ndarray]) -> np.ndarray:
-    return 0.5 * (d["r"] ** 2 + d["log_var"] + LOG_2PI)
 
 
 def mahalanobis_to(train: np.ndarray):
@@ -72,7 +67,7 @@ def mahalanobis_to(train: np.ndarray):
 
 def fit_variants(train: dict[str, np.ndarray], seed: int):
     """Statistics of the normal training rows; returns ``{name: score function of decoder_outputs()}``."""
-    terms = nll_terms(train)
+    terms = train["nll_terms"]
     t_mean, t_sd = terms.mean(0), terms.std(0)
     rng = np.random.default_rng(seed)
     sub = train["r"][rng.choice(len(train["r"]), min(20_000, len(train["r"])), replace=False)]
@@ -93,10 +88,10 @@ def fit_variants(train: dict[str, np.ndarray], seed: int):
         return out
 
     return {
-        "recon_nll": lambda d: nll_terms(d).sum(1),
+        "recon_nll": lambda d: d["nll_terms"].sum(1),
         "sq_residuals": lambda d: 0.5 * (d["r"] ** 2).sum(1),
-        "top5_terms": lambda d: np.sort(nll_terms(d), 1)[:, -5:].sum(1),
-        "zscored_terms": lambda d: ((nll_terms(d) - t_mean) / t_sd).sum(1),
+        "top5_terms": lambda d: np.sort(d["nll_terms"], 1)[:, -5:].sum(1),
+        "zscored_terms": lambda d: ((d["nll_terms"] - t_mean) / t_sd).sum(1),
         "student_t": student_t,
         "fisher_tail": fisher_tail,
         "maha_raw_residual": lambda d: raw_residual(d["x"] - d["mean"]),
